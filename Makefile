@@ -1,0 +1,33 @@
+# Two commands: `make book` (execute every chapter, render the HTML book) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: book test lint bench notebooks clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e ".[book,test]"
+	touch $(STAMP)
+
+## Execute every chapter on the default (demo) profile and render the HTML book into _build/html.
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --warningiserror --keep-going
+	@echo "Book rendered: _build/html/index.html"
+
+## Lint, unit tests, then re-execute every chapter with nbval.
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q --nbval-lax book/
+
+## Re-execute the committed notebooks in place (for authors, after editing a chapter).
+notebooks: $(STAMP)
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=-1 book/*.ipynb
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_benchmarks.py
+
+clean:
+	rm -rf _build

@@ -1,0 +1,143 @@
+"""Profiles, cache folder, device and seeding: the one setup call every chapter starts with."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+PROFILE_ENV = "OCRSR_PROFILE"
+CACHE_ENV = "OCRSR_CACHE"
+DEVICE_ENV = "OCRSR_DEVICE"
+TEXTZOOM_ENV = "OCRSR_TEXTZOOM"
+
+
+@dataclass(frozen=True)
+class SyntheticDataConfig:
+    """Size and seed of a synthetic TextZoom; TextZoom's own split names and layout."""
+
+    train_pairs: int
+    test_pairs: tuple[int, int, int]  # easy, medium, hard
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named set of sizes: `demo` runs on a laptop CPU, `paper` at the paper's scale."""
+
+    name: str
+    description: str
+    synthetic: SyntheticDataConfig
+    uses_real_textzoom: bool = False
+
+
+PROFILES = {
+    "demo": Profile(
+        name="demo",
+        description="CPU, synthetic TextZoom-format data, small models",
+        synthetic=SyntheticDataConfig(train_pairs=6000, test_pairs=(300, 300, 300)),
+    ),
+    "paper": Profile(
+        name="paper",
+        description="paper model sizes; the real TextZoom when OCRSR_TEXTZOOM is set, "
+        "else synthetic data of TextZoom's size",
+        synthetic=SyntheticDataConfig(train_pairs=17367, test_pairs=(1619, 1411, 1343)),
+        uses_real_textzoom=True,
+    ),
+}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile called `name`, else the one named by OCRSR_PROFILE, else `demo`."""
+    name = name or os.environ.get(PROFILE_ENV) or "demo"
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    return PROFILES[name]
+
+
+def cache_dir() -> Path:
+    """The one cache folder for datasets, checkpoints and result tables (OCRSR_CACHE overrides)."""
+    override = os.environ.get(CACHE_ENV)
+    if override:
+        return Path(override).expanduser().resolve()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser().resolve() / "ocrsr"
+
+
+def select_device(requested: str | None = None) -> torch.device:
+    """CUDA when present, else CPU; an explicit request for CUDA without CUDA is an error."""
+    requested = requested or os.environ.get(DEVICE_ENV) or "auto"
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {requested!r} was requested but CUDA is not available here")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (all devices) so a run can be repeated."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Session:
+    """What one notebook or command runs with: profile, device, seed and cache folder."""
+
+    profile: Profile
+    device: torch.device
+    seed: int
+    cache: Path
+    textzoom: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def path(self, *parts: str) -> Path:
+        """A folder under this profile's part of the cache, created on demand."""
+        folder = self.cache.joinpath(self.profile.name, *parts)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def describe(self) -> str:
+        data = f"real TextZoom at {self.textzoom}" if self.textzoom else "synthetic TextZoom"
+        return "\n".join(
+            [
+                f"profile : {self.profile.name} ({self.profile.description})",
+                f"data    : {data}",
+                f"device  : {self.device}",
+                f"seed    : {self.seed}",
+                f"cache   : {self.cache}",
+                f"versions: python {platform.python_version()}, torch {torch.__version__}, "
+                f"numpy {np.__version__}",
+            ]
+        )
+
+
+def setup(
+    profile: str | None = None,
+    device: str | None = None,
+    seed: int = 0,
+    textzoom: str | os.PathLike | None = None,
+    verbose: bool = True,
+) -> Session:
+    """Pick profile, device, seed and cache, seed everything, print them, return the session."""
+    chosen = get_profile(profile)
+    root = textzoom or (os.environ.get(TEXTZOOM_ENV) if chosen.uses_real_textzoom else None)
+    session = Session(
+        profile=chosen,
+        device=select_device(device),
+        seed=seed,
+        cache=cache_dir(),
+        textzoom=Path(root).expanduser() if root else None,
+    )
+    session.cache.mkdir(parents=True, exist_ok=True)
+    seed_everything(seed)
+    if verbose:
+        print(session.describe())
+    return session

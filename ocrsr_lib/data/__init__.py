@@ -1,0 +1,64 @@
+"""Data: TextZoom LMDB splits (real or synthetic), labels and character sets."""
+
+from __future__ import annotations
+
+from torch.utils.data import Dataset
+
+from ocrsr_lib.config import Session
+from ocrsr_lib.data.labels import (
+    CDISTNET_CHARSET,
+    CDISTNET_MAX_LABEL_LENGTH,
+    GUIDE_CHARSET,
+    Charset,
+    normalize_label,
+)
+from ocrsr_lib.data.synth import ensure_synthetic_textzoom
+from ocrsr_lib.data.textzoom import (
+    HR_SIZE,
+    LR_SIZE,
+    TEST_DIFFICULTIES,
+    TextZoomDataset,
+    TextZoomFormatError,
+    TextZoomRecordError,
+    TextZoomSample,
+    load_textzoom,
+    write_textzoom_lmdb,
+)
+
+__all__ = [
+    "CDISTNET_CHARSET",
+    "CDISTNET_MAX_LABEL_LENGTH",
+    "GUIDE_CHARSET",
+    "HR_SIZE",
+    "LR_SIZE",
+    "TEST_DIFFICULTIES",
+    "Charset",
+    "TextZoomDataset",
+    "TextZoomFormatError",
+    "TextZoomRecordError",
+    "TextZoomSample",
+    "ensure_synthetic_textzoom",
+    "load_textzoom",
+    "normalize_label",
+    "session_textzoom_root",
+    "session_splits",
+    "write_textzoom_lmdb",
+]
+
+
+def session_textzoom_root(session: Session):
+    """The session's TextZoom root: the real one when given, else the cached synthetic one."""
+    if session.textzoom is not None:
+        return session.textzoom
+    synthetic = session.profile.synthetic
+    return ensure_synthetic_textzoom(
+        session.cache / session.profile.name,
+        synthetic.train_pairs,
+        synthetic.test_pairs,
+        synthetic.seed,
+    )
+
+
+def session_splits(session: Session, **options) -> dict[str, Dataset]:
+    """`train`, `easy`, `medium` and `hard` for the session (generated on first use)."""
+    return load_textzoom(session_textzoom_root(session), **options)

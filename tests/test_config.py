@@ -1,0 +1,59 @@
+"""Profiles, cache folder, device selection and seeding."""
+
+import pytest
+import torch
+
+from ocrsr_lib import config
+
+
+def test_cache_folder_follows_the_environment_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("OCRSR_CACHE", str(tmp_path / "c"))
+    assert config.cache_dir() == (tmp_path / "c").resolve()
+    monkeypatch.delenv("OCRSR_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert config.cache_dir() == tmp_path.resolve() / "ocrsr"
+
+
+def test_profiles_default_to_demo_and_reject_unknown_names(monkeypatch):
+    monkeypatch.delenv("OCRSR_PROFILE", raising=False)
+    assert config.get_profile().name == "demo"
+    monkeypatch.setenv("OCRSR_PROFILE", "paper")
+    assert config.get_profile().name == "paper"
+    assert config.get_profile("demo").name == "demo"
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+        config.get_profile("huge")
+
+
+def test_paper_profile_has_textzoom_split_sizes():
+    synthetic = config.get_profile("paper").synthetic
+    assert synthetic.train_pairs == 17367 and sum(synthetic.test_pairs) == 4373
+
+
+def test_device_selection(monkeypatch):
+    monkeypatch.delenv("OCRSR_DEVICE", raising=False)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert config.select_device().type == expected
+    assert config.select_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            config.select_device("cuda")
+
+
+def test_setup_seeds_prints_and_makes_the_cache(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OCRSR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("OCRSR_TEXTZOOM", raising=False)
+    session = config.setup("demo", device="cpu", seed=3)
+    first = torch.rand(3)
+    config.setup("demo", device="cpu", seed=3, verbose=False)
+    assert torch.equal(first, torch.rand(3))
+    printed = capsys.readouterr().out
+    assert "profile : demo" in printed and str(tmp_path / "cache") in printed
+    assert session.path("checkpoints").is_dir()
+    assert session.textzoom is None
+
+
+def test_paper_profile_takes_textzoom_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("OCRSR_CACHE", str(tmp_path))
+    monkeypatch.setenv("OCRSR_TEXTZOOM", str(tmp_path / "tz"))
+    assert config.setup("paper", device="cpu", verbose=False).textzoom == tmp_path / "tz"
+    assert config.setup("demo", device="cpu", verbose=False).textzoom is None
