@@ -18,6 +18,7 @@ from ocrsr_lib.data import (
     TextZoomRecordError,
     TextZoomSample,
     load_textzoom,
+    split_labels,
     write_textzoom_lmdb,
 )
 
@@ -244,3 +245,26 @@ def test_one_split_opened_twice_and_rewritten_in_one_process(tmp_path):
         tmp_path / "split", [(random_image(rng, (64, 16)), random_image(rng, (128, 32)), "b")]
     )
     assert TextZoomDataset(tmp_path / "split")[0][2] == "b"
+
+
+def test_keys_lists_the_stored_keys(textzoom_like):
+    keys = TextZoomDataset(textzoom_like[0]).keys()
+    assert len(keys) == 13
+    assert keys[0] == "image_hr-000000001" and keys[-1] == "num-samples"
+
+
+def test_labels_reads_labels_only(textzoom_like):
+    assert TextZoomDataset(textzoom_like[0]).labels() == ["Hello", "WORLD!", "a-b", "çafé"]
+
+
+def test_split_labels_handles_concatenated_train(tmp_path):
+    rng = np.random.default_rng(9)
+    for split, words in {"a": ["x", "y"], "b": ["z"]}.items():
+        samples = [(random_image(rng, (64, 16)), random_image(rng, (128, 32)), w) for w in words]
+        write_textzoom_lmdb(tmp_path / split, samples)
+    both = torch.utils.data.ConcatDataset(
+        [TextZoomDataset(tmp_path / "a"), TextZoomDataset(tmp_path / "b")]
+    )
+    assert split_labels(both) == ["x", "y", "z"]
+    with pytest.raises(TypeError):
+        split_labels([1, 2])

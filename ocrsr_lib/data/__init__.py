@@ -22,6 +22,7 @@ from ocrsr_lib.data.textzoom import (
     TextZoomRecordError,
     TextZoomSample,
     load_textzoom,
+    split_labels,
     write_textzoom_lmdb,
 )
 
@@ -42,6 +43,7 @@ __all__ = [
     "normalize_label",
     "session_textzoom_root",
     "session_splits",
+    "split_labels",
     "write_textzoom_lmdb",
 ]
 

@@ -161,6 +161,16 @@ class TextZoomDataset(Dataset):
             fields = ("label", "image_hr", "image_lr")
             return {f: txn.get(record_key(f, key_index).encode()) for f in fields}
 
+    def labels(self) -> list[str]:
+        """The raw labels of all samples, read without decoding any image."""
+        with self._environment().begin() as txn:
+            return [self._read_label(txn, key_index) for key_index in self.indices]
+
+    def keys(self) -> list[str]:
+        """Every key stored in the split, in LMDB's (lexicographic) order."""
+        with self._environment().begin() as txn:
+            return [key.decode("ascii", "replace") for key in txn.cursor().iternext(values=False)]
+
     def _read_label(self, txn: lmdb.Transaction, key_index: int) -> str:
         key = record_key("label", key_index)
         raw = txn.get(key.encode())
@@ -316,3 +326,12 @@ def load_textzoom(root: str | os.PathLike | None = None, **options) -> dict[str,
         "train": ConcatDataset([splits["train1"], splits["train2"]]),
         **{name: splits[name] for name in TEST_DIFFICULTIES},
     }
+
+
+def split_labels(dataset: Dataset) -> list[str]:
+    """The raw labels of a split or of a concatenation of splits (e.g. `train`)."""
+    if isinstance(dataset, ConcatDataset):
+        return [label for part in dataset.datasets for label in split_labels(part)]
+    if isinstance(dataset, TextZoomDataset):
+        return dataset.labels()
+    raise TypeError(f"cannot list the labels of a {type(dataset).__name__}")

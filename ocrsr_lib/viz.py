@@ -1,0 +1,55 @@
+"""Figures for the book: image grids and small, readable plots."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from PIL import Image
+
+BOOK_STYLE = {"figure.dpi": 72, "savefig.dpi": 72, "font.size": 9, "axes.titlesize": 9}
+
+
+def use_book_style() -> None:
+    """Small figures, so executed notebooks stay light."""
+    plt.rcParams.update(BOOK_STYLE)
+
+
+def to_array(image: torch.Tensor | Image.Image | np.ndarray) -> np.ndarray:
+    """An image as an HxWx3 array for imshow (tensors are CxHxW in [0, 1])."""
+    if isinstance(image, torch.Tensor):
+        return image[:3].detach().cpu().clamp(0, 1).permute(1, 2, 0).numpy()
+    return np.asarray(image)
+
+
+def image_grid(
+    rows: Sequence[Sequence[torch.Tensor | Image.Image | np.ndarray]],
+    row_titles: Sequence[str] | None = None,
+    column_titles: Sequence[str] | None = None,
+    cell_size: tuple[float, float] = (1.6, 0.5),
+) -> plt.Figure:
+    """A grid of images without axes; each image is stretched to its cell like TextZoom's 4:1."""
+    n_rows, n_columns = len(rows), max(len(r) for r in rows)
+    figure, axes = plt.subplots(
+        n_rows,
+        n_columns,
+        figsize=(cell_size[0] * n_columns, cell_size[1] * n_rows + 0.3),
+        squeeze=False,
+    )
+    for r, row in enumerate(rows):
+        for c in range(n_columns):
+            axis = axes[r][c]
+            axis.set_xticks([])
+            axis.set_yticks([])
+            for spine in axis.spines.values():
+                spine.set_visible(False)
+            if c < len(row):
+                axis.imshow(to_array(row[c]), aspect="auto", interpolation="nearest")
+            if row_titles is not None and c == 0:
+                axis.set_ylabel(row_titles[r], rotation=0, ha="right", va="center")
+            if column_titles is not None and r == 0:
+                axis.set_title(column_titles[c])
+    figure.tight_layout(pad=0.2)
+    return figure
