@@ -1,0 +1,75 @@
+"""Benchmarks: measured figures for the closing notes and the book's appendix (not tests).
+
+Prints a table: synthetic TextZoom generation rate and LMDB loading rate through a DataLoader.
+Run with `make bench` or `.venv/bin/python benchmarks/run_benchmarks.py [--pairs N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from ocrsr_lib.data import TextZoomDataset
+from ocrsr_lib.data.synth import generate_split
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{os.cpu_count()} CPU cores ({cpu}), {gpu}, torch {torch.__version__}"
+
+
+def generation_rate(folder: Path, pairs: int, workers: int) -> float:
+    """Pairs per second rendered and written as an LMDB split."""
+    start = time.perf_counter()
+    generate_split(folder / f"gen-{workers}", "medium", pairs, seed=0, workers=workers)
+    return pairs / (time.perf_counter() - start)
+
+
+def loading_rate(split: Path, workers: int, batch_size: int = 64, epochs: int = 2) -> float:
+    """Pairs per second decoded and batched by a DataLoader (the second epoch is warm)."""
+    dataset = TextZoomDataset(split)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+    )
+    for _ in loader:  # first epoch: start the workers and warm the page cache
+        pass
+    start = time.perf_counter()
+    for _ in range(epochs):
+        for _ in loader:
+            pass
+    return epochs * len(dataset) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pairs", type=int, default=1000, help="pairs to generate per setting")
+    args = parser.parse_args()
+    print(f"machine: {machine()}", flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        for workers in (1, 2):
+            rate = generation_rate(folder, args.pairs, workers)
+            rows.append((f"synthetic generation, {workers} process(es)", rate))
+        for workers in (0, 2):
+            rate = loading_rate(folder / "gen-2", workers)
+            rows.append((f"LMDB -> DataLoader, batch 64, {workers} workers", rate))
+    print(f"{'measurement':50s} {'pairs/s':>10s}")
+    for name, rate in rows:
+        print(f"{name:50s} {rate:10.0f}")
+
+
+if __name__ == "__main__":
+    main()
