@@ -87,3 +87,40 @@ def test_bicubic_has_no_parameters_and_keeps_values_in_range():
     assert 0 <= sr.min() and sr.max() <= 1
     flat = torch.full((1, 3, 16, 64), 0.25)
     assert torch.allclose(model(flat), torch.full((1, 3, 32, 128), 0.25))
+
+
+def test_tbsrn_paper_size_runs_forward_and_backward_on_cpu():
+    from ocrsr_lib.models import TBSRN, TBSRN_CONFIGS
+
+    model = TBSRN(TBSRN_CONFIGS["paper"])
+    # the official 3,210,335 also counts tensors it builds but never uses (GRUs, a stray conv)
+    assert parameter_count(model) == 2_980_460
+    sr = model(torch.rand(2, 3, 16, 64))
+    sr.mean().backward()
+    assert sr.shape == (2, 3, 32, 128) and -1 <= sr.min() and sr.max() <= 1
+    assert model.stn.stn_head.stn_fc2.bias.grad is not None
+
+
+def test_tbsrn_runs_its_stn_at_evaluation_only_when_asked():
+    from ocrsr_lib.models import TBSRN, TBSRNConfig
+
+    lr = torch.rand(2, 3, 16, 64)
+    model = TBSRN(TBSRNConfig(residual_blocks=1, channels=16, stn_at_eval=False)).eval()
+    with torch.no_grad():
+        without_stn = model(lr)
+        model.stn.stn_head.stn_fc2.bias.data += 0.05  # move the control points
+        assert torch.equal(model(lr), without_stn)
+        asked = TBSRN(TBSRNConfig(residual_blocks=1, channels=16, stn_at_eval=True)).eval()
+        asked.load_state_dict(model.state_dict())
+        assert not torch.allclose(asked(lr), without_stn)
+
+
+def test_positional_encoding_alternates_sin_and_cos_over_x_then_y():
+    from ocrsr_lib.models.tbsrn import positional_encoding_2d
+
+    code = positional_encoding_2d(8, 3, 5)
+    assert code.shape == (8, 3, 5)
+    assert torch.allclose(code[0, 0], torch.sin(torch.arange(5.0)))
+    assert torch.allclose(code[1, 2], torch.cos(torch.arange(5.0)))
+    assert torch.allclose(code[4, :, 0], torch.sin(torch.arange(3.0)))
+    assert torch.allclose(code[5, :, 4], torch.cos(torch.arange(3.0)))

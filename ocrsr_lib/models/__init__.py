@@ -1,5 +1,17 @@
-"""Models: every SR model takes and returns RGB images in [0, 1]."""
+"""Models: every SR model takes RGB images in [0, 1] and returns RGB at twice the size."""
 
 from ocrsr_lib.models.bicubic import Bicubic
+from ocrsr_lib.models.edsr import EDSR, EDSR_CONFIGS, EDSRConfig
+from ocrsr_lib.models.stn import SpatialTransformer
+from ocrsr_lib.models.tbsrn import TBSRN, TBSRN_CONFIGS, TBSRNConfig
 
-__all__ = ["Bicubic"]
+__all__ = [
+    "EDSR",
+    "EDSR_CONFIGS",
+    "TBSRN",
+    "TBSRN_CONFIGS",
+    "Bicubic",
+    "EDSRConfig",
+    "SpatialTransformer",
+    "TBSRNConfig",
+]

@@ -35,16 +35,22 @@ def radial_basis(points: torch.Tensor, control_points: torch.Tensor) -> torch.Te
 
 
 class TPSSpatialTransformer(nn.Module):
-    """Resample images through the thin-plate spline that maps target to source control points."""
+    """Resample images through the thin-plate spline that maps target to source control points.
+
+    `align_corners=True` is how the official code sampled under the PyTorch 1.2 its weights were
+    trained with; PyTorch 1.3 changed grid_sample's default to False.
+    """
 
     def __init__(
         self,
         output_size: tuple[int, int] = (16, 64),
         control_points: int = CONTROL_POINTS,
         margins: tuple[float, float] = TPS_MARGINS,
+        align_corners: bool = True,
     ) -> None:
         super().__init__()
         self.output_size = output_size
+        self.align_corners = align_corners
         height, width = output_size
         target = control_point_grid(control_points, margins)
         n = control_points
@@ -79,7 +85,7 @@ class TPSSpatialTransformer(nn.Module):
     def forward(self, images: torch.Tensor, source_control_points: torch.Tensor) -> torch.Tensor:
         grid = self.sampling_grid(source_control_points)
         return F.grid_sample(
-            images, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+            images, grid, mode="bilinear", padding_mode="zeros", align_corners=self.align_corners
         )
 
 
