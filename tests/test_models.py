@@ -124,3 +124,17 @@ def test_positional_encoding_alternates_sin_and_cos_over_x_then_y():
     assert torch.allclose(code[1, 2], torch.cos(torch.arange(5.0)))
     assert torch.allclose(code[4, :, 0], torch.sin(torch.arange(3.0)))
     assert torch.allclose(code[5, :, 4], torch.cos(torch.arange(3.0)))
+
+
+def test_rectified_sr_is_stn_then_edsr_and_counts_the_paper_size():
+    from ocrsr_lib.models import RectifiedSR
+
+    model = RectifiedSR(EDSR(EDSR_CONFIGS["paper"]))
+    # EDSR x2 plus the STN's 1,854,760 (the official STN head's count)
+    assert parameter_count(model) == 40_729_627 + 1_854_760
+    small = RectifiedSR(EDSR(EDSRConfig(residual_blocks=1, features=8, residual_scale=1.0)))
+    lr = torch.rand(2, 3, 16, 64)
+    small.train()
+    assert small(lr).shape == (2, 3, 32, 128)
+    small.eval()
+    assert torch.equal(small(lr), small.sr(lr))

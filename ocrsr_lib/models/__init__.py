@@ -2,6 +2,7 @@
 
 from ocrsr_lib.models.bicubic import Bicubic
 from ocrsr_lib.models.edsr import EDSR, EDSR_CONFIGS, EDSRConfig
+from ocrsr_lib.models.rectified import RectifiedSR
 from ocrsr_lib.models.stn import SpatialTransformer
 from ocrsr_lib.models.tbsrn import TBSRN, TBSRN_CONFIGS, TBSRNConfig
 
@@ -12,6 +13,7 @@ __all__ = [
     "TBSRN_CONFIGS",
     "Bicubic",
     "EDSRConfig",
+    "RectifiedSR",
     "SpatialTransformer",
     "TBSRNConfig",
 ]
