@@ -1,0 +1,139 @@
+"""Converters from official checkpoints (EDSR-PyTorch, CAR, TBSRN, ...) to the library's models.
+
+Each converter infers the model size from the tensors, maps names and value ranges, and loads
+strictly: a missing, unexpected or mis-shaped tensor is an error naming the keys and shapes.
+Files are read with `weights_only=True`, so loading never runs pickled code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ocrsr_lib.checkpoints import load_checkpoint, load_state_dict_strict
+from ocrsr_lib.models.edsr import EDSR, EDSRConfig
+from ocrsr_lib.models.tbsrn import TBSRN, TBSRNConfig
+
+StateDict = Mapping[str, torch.Tensor]
+
+
+def strip_prefix(state_dict: StateDict, prefix: str) -> dict[str, torch.Tensor]:
+    """Remove `prefix` (e.g. DataParallel's `module.`) from every key that has it."""
+    return {k[len(prefix) :] if k.startswith(prefix) else k: v for k, v in state_dict.items()}
+
+
+def _require(state_dict: StateDict, key: str, source: str) -> torch.Tensor:
+    if key not in state_dict:
+        raise KeyError(
+            f"{source}: tensor {key!r} is missing; keys start with {sorted(state_dict)[:5]}"
+        )
+    return state_dict[key]
+
+
+def edsr_config_from_state_dict(
+    state_dict: StateDict, rgb_range: float, source: str, residual_scale: float | None = None
+) -> EDSRConfig:
+    """EDSR size from the tensors: blocks from `body.N.body.0`, features from the head conv.
+
+    The residual scale is not stored: unless given, 0.1 for the 256-feature model and 1 for
+    smaller ones, as EDSR-PyTorch trains them.
+    """
+    features = _require(state_dict, "head.0.weight", source).shape[0]
+    block_pattern = re.compile(r"^body\.(\d+)\.body\.0\.weight$")
+    blocks = sorted(int(m.group(1)) for k in state_dict if (m := block_pattern.match(k)))
+    if blocks != list(range(len(blocks))):
+        raise ValueError(f"{source}: residual blocks are not numbered 0..N-1: {blocks}")
+    return EDSRConfig(
+        residual_blocks=len(blocks),
+        features=features,
+        residual_scale=residual_scale
+        if residual_scale is not None
+        else (0.1 if features == 256 else 1.0),
+        rgb_range=rgb_range,
+    )
+
+
+def edsr_from_state_dict(
+    state_dict: StateDict, rgb_range: float, source: str, residual_scale: float | None = None
+) -> EDSR:
+    """An EDSR holding these EDSR-PyTorch-layout tensors (mean shift as stored)."""
+    model = EDSR(edsr_config_from_state_dict(state_dict, rgb_range, source, residual_scale))
+    load_state_dict_strict(model, state_dict, source)
+    return model
+
+
+def _load_edsr_pytorch(path: Path, residual_scale: float | None = None) -> nn.Module:
+    """EDSR-PyTorch files: a bare state dict for inputs in [0, 255]."""
+    state_dict = _plain_state_dict(load_checkpoint(path), str(path))
+    return edsr_from_state_dict(state_dict, 255.0, str(path), residual_scale)
+
+
+def _load_car_edsr(path: Path, residual_scale: float | None = 0.1) -> nn.Module:
+    """CAR's usn.pth: DataParallel (`module.`) keys, inputs in [0, 1], residual scale 0.1."""
+    state_dict = strip_prefix(_plain_state_dict(load_checkpoint(path), str(path)), "module.")
+    return edsr_from_state_dict(state_dict, 1.0, str(path), residual_scale)
+
+
+def _plain_state_dict(payload: object, source: str) -> dict[str, torch.Tensor]:
+    """The tensor dictionary of a checkpoint that stores it bare."""
+    if not isinstance(payload, Mapping) or not all(
+        isinstance(v, torch.Tensor) for v in payload.values()
+    ):
+        raise ValueError(f"{source}: expected a plain state dict of tensors")
+    return dict(payload)
+
+
+# Tensors the official TBSRN builds but never uses in its forward pass.
+TBSRN_UNUSED = re.compile(r"^(conv|bn)\.|\.gru[12]\.|\.compress_attention_linear\.")
+
+
+def tbsrn_from_state_dict(state_dict: StateDict, source: str) -> TBSRN:
+    """A TBSRN holding official scene-text-telescope tensors (unused GRU/conv tensors dropped)."""
+    state_dict = {
+        k: v for k, v in strip_prefix(state_dict, "module.").items() if not TBSRN_UNUSED.search(k)
+    }
+    channels = _require(state_dict, "block1.0.weight", source).shape[0]
+    blocks = {
+        int(m.group(1))
+        for k in state_dict
+        if (m := re.match(r"^block(\d+)\.feature_enhancer\.", k))
+    }
+    use_stn = any(k.startswith("stn_head.") for k in state_dict)
+    model = TBSRN(TBSRNConfig(residual_blocks=len(blocks), channels=channels, use_stn=use_stn))
+    renamed = {
+        ("stn." + k if k.startswith(("stn_head.", "tps.")) else k): v for k, v in state_dict.items()
+    }
+    load_state_dict_strict(model, renamed, source)
+    return model
+
+
+def _load_tbsrn(path: Path) -> nn.Module:
+    payload = load_checkpoint(path)
+    if isinstance(payload, Mapping) and "state_dict_G" in payload:
+        payload = payload["state_dict_G"]
+    return tbsrn_from_state_dict(_plain_state_dict(payload, str(path)), str(path))
+
+
+LOADERS: dict[str, Callable[..., nn.Module]] = {
+    "edsr": _load_edsr_pytorch,
+    "car-edsr": _load_car_edsr,
+    "tbsrn": _load_tbsrn,
+}
+
+
+def load_official(kind: str, path: str | os.PathLike, **options) -> nn.Module:
+    """The library's model holding an official checkpoint's weights, in eval mode.
+
+    `options` go to the kind's converter (e.g. `residual_scale` for "edsr").
+    """
+    if kind not in LOADERS:
+        raise ValueError(f"unknown official checkpoint kind {kind!r}; known: {sorted(LOADERS)}")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    return LOADERS[kind](path, **options).eval()
