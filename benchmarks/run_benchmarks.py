@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from ocrsr_lib.data import TextZoomDataset
 from ocrsr_lib.data.synth import generate_split
+from ocrsr_lib.models import EDSR, EDSR_CONFIGS, TBSRN, TBSRN_CONFIGS, RectifiedSR
 
 
 def machine() -> str:
@@ -52,6 +53,31 @@ def loading_rate(split: Path, workers: int, batch_size: int = 64, epochs: int = 
     return epochs * len(dataset) / (time.perf_counter() - start)
 
 
+def sr_training_rate(model: torch.nn.Module, batch_size: int = 16, steps: int = 8) -> float:
+    """Images per second of MSE training steps (forward, backward, Adam) on random LR/HR pairs."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    lr = torch.rand(batch_size, 3, 16, 64, device=device)
+    hr = torch.rand(batch_size, 3, 32, 128, device=device)
+
+    def step() -> None:
+        loss = torch.nn.functional.mse_loss(model(lr), hr)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    step()  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", type=int, default=1000, help="pairs to generate per setting")
@@ -66,9 +92,17 @@ def main() -> None:
         for workers in (0, 2):
             rate = loading_rate(folder / "gen-2", workers)
             rows.append((f"LMDB -> DataLoader, batch 64, {workers} workers", rate))
-    print(f"{'measurement':50s} {'pairs/s':>10s}")
+    models = {
+        "STN+EDSR demo": lambda: RectifiedSR(EDSR(EDSR_CONFIGS["demo"])),
+        "TBSRN demo": lambda: TBSRN(TBSRN_CONFIGS["demo"]),
+        "STN+EDSR paper": lambda: RectifiedSR(EDSR(EDSR_CONFIGS["paper"])),
+    }
+    for name, build in models.items():
+        batch = 16 if "demo" in name else 2
+        rows.append((f"SR training (MSE), {name}, batch {batch}", sr_training_rate(build(), batch)))
+    print(f"{'measurement':55s} {'pairs or images/s':>18s}")
     for name, rate in rows:
-        print(f"{name:50s} {rate:10.0f}")
+        print(f"{name:55s} {rate:18.1f}")
 
 
 if __name__ == "__main__":
