@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from ocrsr_lib import distributed
 from ocrsr_lib.checkpoints import load_checkpoint, save_checkpoint
 from ocrsr_lib.metrics import evaluate_sr
 
@@ -71,21 +72,28 @@ def epoch_order(length: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 def batches_from(dataset: Dataset, config: TrainConfig, start_step: int):
-    """Yield (step, batch) from `start_step` on, epoch after epoch, dropping incomplete batches."""
+    """Yield (step, batch) from `start_step` on, epoch after epoch, dropping incomplete batches.
+
+    With several processes each one gets its share of every global batch.
+    """
     per_epoch = len(dataset) // config.batch_size
     if per_epoch == 0:
         raise ValueError(
             f"{len(dataset)} training samples are fewer than one batch of {config.batch_size}"
         )
+    rank, world = distributed.rank_and_world()
     step = start_step
     while step < config.steps:
         epoch, position = divmod(step, per_epoch)
-        order = epoch_order(len(dataset), config.seed, epoch)[: per_epoch * config.batch_size]
-        remaining = Subset(dataset, order[position * config.batch_size :].tolist())
+        order = epoch_order(len(dataset), config.seed, epoch)[position * config.batch_size :]
+        mine = distributed.shard_batches(order, config.batch_size, rank, world)
         # its own generator: a loader would otherwise draw from the global RNG when it starts
         seeds = torch.Generator().manual_seed(config.seed + epoch)
         loader = DataLoader(
-            remaining, batch_size=config.batch_size, num_workers=config.num_workers, generator=seeds
+            Subset(dataset, mine.tolist()),
+            batch_size=config.batch_size // world,
+            num_workers=config.num_workers,
+            generator=seeds,
         )
         for batch in loader:
             yield step, batch
@@ -150,9 +158,12 @@ def train_sr(
     """Train `model` (LR -> SR) for `config.steps` steps; resume from `checkpoint_path` if present.
 
     `validation` holds validation splits, never test splits. `stop_after` ends this call after
-    that many steps (with a checkpoint), as an interruption would.
+    that many steps (with a checkpoint), as an interruption would. Under torchrun the global
+    batch is split over the processes; only rank 0 validates, writes and shows progress.
     """
-    device = torch.device(device)
+    device = distributed.local_device(torch.device(device))
+    distributed.start_if_launched(device)
+    main_process = distributed.is_main_process()
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -170,15 +181,18 @@ def train_sr(
         if config.bf16 and device.type == "cuda"
         else contextlib.nullcontext()
     )
+    network = distributed.wrap(model, device)
     model.train()
     last = start
-    progress = tqdm(total=config.steps, initial=start, desc="training", leave=False)
+    progress = tqdm(
+        total=config.steps, initial=start, desc="training", leave=False, disable=not main_process
+    )
     for step, (lr, hr, labels) in batches_from(train_dataset, config, start):
         lr, hr = lr.to(device), hr.to(device)
         if config.channels_last:
             lr = lr.contiguous(memory_format=torch.channels_last)
         with autocast:
-            loss = loss_fn(model(lr).float(), hr, labels)
+            loss = loss_fn(network(lr).float(), hr, labels)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()} at step {step}")
         optimizer.zero_grad(set_to_none=True)
@@ -189,10 +203,15 @@ def train_sr(
         result.losses.append(loss.item())
         last = step + 1
         progress.update(1)
-        if validation and config.validate_every and last % config.validate_every == 0:
+        if (
+            main_process
+            and validation
+            and config.validate_every
+            and last % config.validate_every == 0
+        ):
             result.validations.append({"step": last, **evaluate_sr(model, validation, device)})
             model.train()
-        if checkpoint_path and last % config.checkpoint_every == 0:
+        if main_process and checkpoint_path and last % config.checkpoint_every == 0:
             _save(checkpoint_path, model, optimizer, last, result, config)
         if stop_after is not None and last - start >= stop_after:
             break

@@ -77,3 +77,53 @@ def test_nan_loss_stops_training_with_the_step():
 def test_too_small_a_dataset_is_reported():
     with pytest.raises(ValueError, match="fewer than one batch"):
         train_sr(TinySR(), tiny_dataset(3), mse_loss, TrainConfig(steps=3, batch_size=4))
+
+
+class PlainSR(nn.Module):
+    """TinySR without dropout, so several processes and one compute the same thing."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.correction = nn.Conv2d(3, 3, 3, padding=1)
+        self.upscale = Bicubic()
+
+    def forward(self, x):
+        up = self.upscale(x)
+        return up + self.correction(up)
+
+
+def _distributed_worker(rank, port, checkpoint):
+    import os
+
+    import torch.distributed as dist
+
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2"
+    )
+    torch.set_num_threads(1)
+    config = TrainConfig(steps=6, batch_size=4, learning_rate=1e-2)
+    train_sr(PlainSR(), tiny_dataset(), mse_loss, config, checkpoint)
+    dist.destroy_process_group()
+
+
+def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    from ocrsr_lib.checkpoints import load_checkpoint
+    from ocrsr_lib.distributed import shard_batches
+
+    assert shard_batches(torch.arange(10), 4, 1, 2).tolist() == [1, 3, 5, 7]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mp.spawn(_distributed_worker, args=(port, tmp_path / "ddp.pt"), nprocs=2)
+    single = PlainSR()
+    train_sr(
+        single, tiny_dataset(), mse_loss, TrainConfig(steps=6, batch_size=4, learning_rate=1e-2)
+    )
+    weights = load_checkpoint(tmp_path / "ddp.pt")["model"]
+    for name, tensor in single.state_dict().items():
+        assert torch.allclose(tensor, weights[name], atol=1e-6), name
