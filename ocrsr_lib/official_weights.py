@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ocrsr_lib.checkpoints import load_checkpoint, load_state_dict_strict
+from ocrsr_lib.checkpoints import CheckpointError, load_checkpoint, load_state_dict_strict
 from ocrsr_lib.models.edsr import EDSR, EDSRConfig
 from ocrsr_lib.models.tbsrn import TBSRN, TBSRNConfig
 
@@ -29,7 +29,7 @@ def strip_prefix(state_dict: StateDict, prefix: str) -> dict[str, torch.Tensor]:
 
 def _require(state_dict: StateDict, key: str, source: str) -> torch.Tensor:
     if key not in state_dict:
-        raise KeyError(
+        raise CheckpointError(
             f"{source}: tensor {key!r} is missing; keys start with {sorted(state_dict)[:5]}"
         )
     return state_dict[key]
@@ -47,7 +47,7 @@ def edsr_config_from_state_dict(
     block_pattern = re.compile(r"^body\.(\d+)\.body\.0\.weight$")
     blocks = sorted(int(m.group(1)) for k in state_dict if (m := block_pattern.match(k)))
     if blocks != list(range(len(blocks))):
-        raise ValueError(f"{source}: residual blocks are not numbered 0..N-1: {blocks}")
+        raise CheckpointError(f"{source}: residual blocks are not numbered 0..N-1: {blocks}")
     return EDSRConfig(
         residual_blocks=len(blocks),
         features=features,
@@ -84,7 +84,7 @@ def _plain_state_dict(payload: object, source: str) -> dict[str, torch.Tensor]:
     if not isinstance(payload, Mapping) or not all(
         isinstance(v, torch.Tensor) for v in payload.values()
     ):
-        raise ValueError(f"{source}: expected a plain state dict of tensors")
+        raise CheckpointError(f"{source}: expected a plain state dict of tensors")
     return dict(payload)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ocrsr_lib.checkpoints import CheckpointError
 from ocrsr_lib.models.stn import SpatialTransformer
 from ocrsr_lib.official_weights import load_official, strip_prefix
 
@@ -48,7 +49,7 @@ def test_car_checkpoint_reproduces_official_output():
 
 
 def test_car_x4_checkpoint_is_refused_with_the_offending_keys():
-    with pytest.raises(Exception, match=r"tail\.0\.2"):
+    with pytest.raises(CheckpointError, match=r"tail\.0\.2"):
         load_official("car-edsr", FIXTURES / "car_edsr_small.pt")
 
 
@@ -64,13 +65,9 @@ def test_tbsrn_checkpoint_reproduces_official_eval_output():
 @pytest.mark.parametrize("align_corners", [True, False])
 def test_tps_stn_reproduces_official_rectification(align_corners):
     reference = fixture("tps_stn_small_io")
-    state_dict = {
-        "stn_head." + k[len("stn_head.") :] if k.startswith("stn_head.") else k: v
-        for k, v in fixture("tps_stn_small").items()
-    }
-    stn = SpatialTransformer(3)
+    stn = SpatialTransformer(3)  # its names are the official `stn_head.*` and `tps.*`
     stn.tps.align_corners = align_corners
-    stn.load_state_dict(state_dict)
+    stn.load_state_dict(fixture("tps_stn_small"))
     stn.eval()
     with torch.no_grad():
         points = stn.stn_head(reference["input"])
@@ -109,7 +106,7 @@ def test_mismatched_checkpoint_names_missing_unexpected_and_misshaped_keys(tmp_p
     state_dict["body.9.extra"] = torch.zeros(1)
     state_dict["head.0.bias"] = torch.zeros(5)
     torch.save(state_dict, tmp_path / "bad.pt")
-    with pytest.raises(Exception) as error:
+    with pytest.raises(CheckpointError) as error:
         load_official("edsr", tmp_path / "bad.pt")
     message = str(error.value)
     assert "tail.1.bias" in message and "body.9.extra" in message and "head.0.bias" in message
@@ -125,6 +122,6 @@ def test_a_malicious_pickle_is_not_executed(tmp_path):
             return (Path.touch, (marker,))
 
     torch.save({"head.0.weight": Exploit()}, tmp_path / "evil.pt")
-    with pytest.raises(Exception):  # noqa: B017 - any refusal is fine, execution is not
+    with pytest.raises(CheckpointError, match="pickled code"):
         load_official("edsr", tmp_path / "evil.pt")
     assert not marker.exists()
