@@ -9,10 +9,17 @@ import torch.distributed as dist
 from torch import nn
 
 
-def start_if_launched(device: torch.device) -> None:
-    """Join the process group when started by torchrun (WORLD_SIZE > 1); else do nothing."""
+def start_if_launched(device: torch.device) -> torch.device:
+    """Join the process group when started by torchrun (WORLD_SIZE > 1); return this rank's device.
+
+    On CUDA each process uses the GPU of its LOCAL_RANK (NCCL); on the CPU the group uses gloo.
+    """
+    device = local_device(device)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -23,6 +30,7 @@ def rank_and_world() -> tuple[int, int]:
 
 
 def is_main_process() -> bool:
+    """Rank 0, the one process that validates, writes checkpoints and shows progress."""
     return rank_and_world()[0] == 0
 
 
@@ -34,11 +42,28 @@ def local_device(device: torch.device) -> torch.device:
 
 
 def shard_batches(order: torch.Tensor, batch_size: int, rank: int, world: int) -> torch.Tensor:
-    """This rank's share of each global batch of `order` (whole batches only), in batch order."""
+    """This rank's share of each global batch of `order` (whole batches only), in batch order.
+
+    Rank r takes positions r, r + world, ... of every batch, as DistributedSampler would, so
+    the processes together see exactly the batches that one process would.
+    """
     if batch_size % world:
         raise ValueError(f"batch size {batch_size} is not divisible by {world} processes")
     batches = order[: len(order) // batch_size * batch_size].view(-1, batch_size)
     return batches[:, rank::world].reshape(-1)
+
+
+def mean_across_processes(value: torch.Tensor) -> torch.Tensor:
+    """The mean of `value` over all processes (`value` itself in a single process).
+
+    Every rank then logs, and checks for NaN, the loss of the whole global batch.
+    """
+    world = rank_and_world()[1]
+    if world == 1:
+        return value
+    total = value.detach().clone()
+    dist.all_reduce(total)
+    return total / world
 
 
 def wrap(model: nn.Module, device: torch.device) -> nn.Module:

@@ -1,17 +1,17 @@
 """Training loop for SR models: pluggable loss, Adam, clipping, validation, exact resume.
 
 The data order is a pure function of (seed, epoch), and checkpoints hold the model, optimizer,
-step, history and RNG state, so a run that is killed and resumed ends with the same weights as
-one that never stopped (on the CPU, with the same settings).
+step, history and every RNG state, so a run that is killed and resumed ends with the same
+weights as one that never stopped (in one process, with the same settings and data).
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import os
 import random
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,10 +23,23 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from ocrsr_lib import distributed
-from ocrsr_lib.checkpoints import load_checkpoint, save_checkpoint
+from ocrsr_lib.checkpoints import load_checkpoint, load_state_dict_strict, save_checkpoint
+from ocrsr_lib.config import seed_everything
+from ocrsr_lib.data.textzoom import TEST_DIFFICULTIES
 from ocrsr_lib.metrics import evaluate_sr
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor, Sequence[str]], torch.Tensor]
+
+# settings that change the sequence of weights; a resumed run must keep them (steps may grow)
+TRAJECTORY_FIELDS = (
+    "batch_size",
+    "learning_rate",
+    "betas",
+    "gradient_clip",
+    "seed",
+    "bf16",
+    "channels_last",
+)
 
 
 def mse_loss(sr: torch.Tensor, hr: torch.Tensor, labels: Sequence[str]) -> torch.Tensor:
@@ -39,28 +52,53 @@ def l1_loss(sr: torch.Tensor, hr: torch.Tensor, labels: Sequence[str]) -> torch.
     return F.l1_loss(sr[:, :3], hr[:, :3])
 
 
+def steps_per_epoch(dataset_size: int, batch_size: int) -> int:
+    """Whole batches in one pass over the data (the incomplete last batch is dropped)."""
+    if dataset_size < batch_size:
+        raise ValueError(
+            f"{dataset_size} training samples are fewer than one batch of {batch_size}"
+        )
+    return dataset_size // batch_size
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """How long and how to train. Betas (0.5, 0.999) and lr 1e-4 are TBSRN's settings."""
+    """How long and how to train: `steps` or `epochs`. Betas (0.5, 0.999) are TBSRN's."""
 
-    steps: int
+    steps: int | None = None
+    epochs: int | None = None
     batch_size: int = 16
     learning_rate: float = 1e-4
     betas: tuple[float, float] = (0.5, 0.999)
-    gradient_clip: float | None = None
-    validate_every: int = 0  # 0: only at the end
-    checkpoint_every: int = 200
+    gradient_clip: float | None = None  # max gradient norm; None: no clipping
+    validate_every: int = 0  # steps; 0: only at the end
+    checkpoint_every: int = 200  # steps; 0: only at the end
     seed: int = 0
     num_workers: int = 0
     bf16: bool = False  # autocast on CUDA only
     channels_last: bool = False
 
+    def __post_init__(self) -> None:
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("give either steps or epochs")
+        counts = [n for n in (self.steps, self.epochs, self.batch_size) if n is not None]
+        if min(counts) < 1:
+            raise ValueError(f"steps, epochs and batch_size must be positive: {self}")
+        if min(self.validate_every, self.checkpoint_every, self.num_workers) < 0:
+            raise ValueError(f"validate_every, checkpoint_every, num_workers are >= 0: {self}")
+
+    def total_steps(self, dataset_size: int) -> int:
+        """The number of optimizer steps of the whole run."""
+        per_epoch = steps_per_epoch(dataset_size, self.batch_size)
+        return self.steps if self.steps is not None else self.epochs * per_epoch
+
 
 @dataclass
 class TrainResult:
-    """The trained model's history: loss per step and validation reports."""
+    """The run's history: loss per step (global batch) and validation reports."""
 
     steps: int
+    resumed_from: int = 0  # the step this call started at (0 for a fresh run)
     losses: list[float] = field(default_factory=list)
     validations: list[dict] = field(default_factory=list)
 
@@ -71,55 +109,84 @@ def epoch_order(length: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(length, generator=generator)
 
 
-def batches_from(dataset: Dataset, config: TrainConfig, start_step: int):
-    """Yield (step, batch) from `start_step` on, epoch after epoch, dropping incomplete batches.
+def batches_from(
+    dataset: Dataset, config: TrainConfig, start_step: int, pin_memory: bool = False
+) -> Iterator[tuple[int, tuple]]:
+    """Yield (step, batch) from `start_step` to the end of the run, epoch after epoch.
 
-    With several processes each one gets its share of every global batch.
+    The order depends only on (seed, step), so a resumed run continues mid-epoch with the
+    batches an uninterrupted run would see. With several processes each gets its share.
     """
-    per_epoch = len(dataset) // config.batch_size
-    if per_epoch == 0:
-        raise ValueError(
-            f"{len(dataset)} training samples are fewer than one batch of {config.batch_size}"
-        )
+    per_epoch = steps_per_epoch(len(dataset), config.batch_size)
+    total = config.total_steps(len(dataset))
     rank, world = distributed.rank_and_world()
     step = start_step
-    while step < config.steps:
+    while step < total:
         epoch, position = divmod(step, per_epoch)
         order = epoch_order(len(dataset), config.seed, epoch)[position * config.batch_size :]
         mine = distributed.shard_batches(order, config.batch_size, rank, world)
         # its own generator: a loader would otherwise draw from the global RNG when it starts
-        seeds = torch.Generator().manual_seed(config.seed + epoch)
+        worker_seeds = torch.Generator().manual_seed(config.seed + epoch)
         loader = DataLoader(
             Subset(dataset, mine.tolist()),
             batch_size=config.batch_size // world,
             num_workers=config.num_workers,
-            generator=seeds,
+            generator=worker_seeds,
+            pin_memory=pin_memory,
         )
         for batch in loader:
             yield step, batch
             step += 1
-            if step >= config.steps:
+            if step >= total:
                 return
 
 
-def _rng_state() -> dict:
+def rng_state() -> dict:
+    """Every global random generator's state as tensors and numbers (safe to checkpoint)."""
+    _, keys, position, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
-        "python": repr(random.getstate()),
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
+        "python": {
+            "version": version,
+            "internal": torch.tensor(internal, dtype=torch.int64),
+            "gauss_next": gauss_next,
+        },
     }
 
 
-def _restore_rng_state(state: dict) -> None:
+def restore_rng_state(state: dict) -> None:
+    """Put back what `rng_state` captured (CUDA states only on a machine with as many GPUs)."""
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
+    if state["cuda"] and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), 624, 0, 0.0))
-    random.setstate(ast.literal_eval(state["python"]))
+    numpy_state = state["numpy"]
+    keys = numpy_state["keys"].numpy().astype(np.uint32)
+    np.random.set_state(
+        ("MT19937", keys, numpy_state["position"], numpy_state["has_gauss"], numpy_state["gauss"])
+    )
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["internal"].tolist()), python["gauss_next"]))
 
 
-def _save(path: Path, model: nn.Module, optimizer, step: int, result: TrainResult, config) -> None:
+def save_training_state(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    result: TrainResult,
+    config: TrainConfig,
+    dataset_size: int,
+) -> None:
+    """Checkpoint everything a bit-exact resume needs, atomically."""
+    step = len(result.losses)
+    per_epoch = steps_per_epoch(dataset_size, config.batch_size)
     save_checkpoint(
         path,
         {
@@ -129,19 +196,152 @@ def _save(path: Path, model: nn.Module, optimizer, step: int, result: TrainResul
             "losses": result.losses,
             "validations": result.validations,
             "config": asdict(config),
-            "rng": _rng_state(),
+            "rng": rng_state(),
+            "data_order": {
+                "dataset_size": dataset_size,
+                "seed": config.seed,
+                "epoch": step // per_epoch,
+                "position": step % per_epoch,
+            },
         },
     )
 
 
-def _resume(path: Path, model: nn.Module, optimizer, result: TrainResult) -> int:
+def check_resumable(checkpoint: dict, config: TrainConfig, dataset_size: int, path: Path) -> None:
+    """Refuse to resume a run whose settings or data differ from the checkpoint's."""
+    saved = checkpoint["config"]
+    differences = [
+        f"{name}: checkpoint {saved.get(name)!r} vs now {getattr(config, name)!r}"
+        for name in TRAJECTORY_FIELDS
+        if saved.get(name) != getattr(config, name)
+    ]
+    saved_size = checkpoint["data_order"]["dataset_size"]
+    if saved_size != dataset_size:
+        differences.append(f"training samples: checkpoint {saved_size} vs now {dataset_size}")
+    total = config.total_steps(dataset_size)
+    if checkpoint["step"] > total:
+        differences.append(f"checkpoint is at step {checkpoint['step']}, this run has {total}")
+    if differences:
+        raise ValueError(
+            f"cannot resume from {path}: " + "; ".join(differences) + " (pass resume=False "
+            "or another checkpoint path to start afresh)"
+        )
+
+
+def resume_training_state(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    dataset_size: int,
+) -> TrainResult:
+    """Load model, optimizer, history and RNG state from `path`; the history says the step."""
     checkpoint = load_checkpoint(path)
-    model.load_state_dict(checkpoint["model"])
+    check_resumable(checkpoint, config, dataset_size, path)
+    load_state_dict_strict(model, checkpoint["model"], f"checkpoint {path}")
     optimizer.load_state_dict(checkpoint["optimizer"])
-    result.losses = list(checkpoint["losses"])
-    result.validations = list(checkpoint["validations"])
-    _restore_rng_state(checkpoint["rng"])
-    return int(checkpoint["step"])
+    restore_rng_state(checkpoint["rng"])
+    return TrainResult(
+        steps=config.total_steps(dataset_size),
+        resumed_from=checkpoint["step"],
+        losses=list(checkpoint["losses"]),
+        validations=list(checkpoint["validations"]),
+    )
+
+
+def validation_splits(validation: Dataset | Mapping[str, Dataset] | None) -> dict[str, Dataset]:
+    """Validation data as named splits; a bare dataset is named `validation`.
+
+    TextZoom's test splits (and any split named like a test split) are refused: choosing a
+    model on them would leak the test set into training.
+    """
+    if validation is None:
+        return {}
+    splits = dict(validation) if isinstance(validation, Mapping) else {"validation": validation}
+    test_like = [n for n in splits if n in TEST_DIFFICULTIES or "test" in n.lower()]
+    if test_like:
+        raise ValueError(
+            f"validation splits {test_like} look like test splits; validate on held-out "
+            "training data"
+        )
+    return splits
+
+
+def autocast_context(
+    config: TrainConfig, device: torch.device
+) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when asked for; elsewhere float32, with a warning if it was asked."""
+    if not config.bf16:
+        return contextlib.nullcontext()
+    if device.type != "cuda":
+        warnings.warn(f"bf16 autocast is for CUDA; training in float32 on {device}", stacklevel=3)
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16)
+
+
+def train_step(
+    network: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: tuple,
+    loss_fn: LossFunction,
+    config: TrainConfig,
+    device: torch.device,
+    autocast: contextlib.AbstractContextManager,
+) -> float:
+    """One optimizer step on one batch; returns the loss of the global batch (NaN unchecked)."""
+    lr, hr, labels = batch
+    lr, hr = lr.to(device, non_blocking=True), hr.to(device, non_blocking=True)
+    if config.channels_last:
+        lr = lr.contiguous(memory_format=torch.channels_last)
+    with autocast:
+        loss = loss_fn(network(lr).float(), hr, labels)
+    value = distributed.mean_across_processes(loss.detach()).item()
+    if not np.isfinite(value):
+        return value
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.gradient_clip:
+        nn.utils.clip_grad_norm_(network.parameters(), config.gradient_clip)
+    optimizer.step()
+    return value
+
+
+def is_due(step: int, every: int) -> bool:
+    """Whether a periodic action (every `every` steps; 0: never) falls after `step` steps."""
+    return every > 0 and step % every == 0
+
+
+def validate_into(
+    result: TrainResult, model: nn.Module, splits: dict[str, Dataset], device: torch.device
+) -> None:
+    """Append an evaluation after the steps done so far to the history (once per step)."""
+    step = len(result.losses)
+    if splits and not any(entry["step"] == step for entry in result.validations):
+        result.validations.append({"step": step, **evaluate_sr(model, splits, device)})
+
+
+def start_or_resume(
+    checkpoint_path: Path | None,
+    resume: bool,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    dataset_size: int,
+) -> TrainResult:
+    """The state at `checkpoint_path` when resuming and it exists, else a fresh seeded run."""
+    if checkpoint_path and resume and checkpoint_path.is_file():
+        return resume_training_state(checkpoint_path, model, optimizer, config, dataset_size)
+    seed_everything(config.seed)
+    return TrainResult(steps=config.total_steps(dataset_size))
+
+
+def check_finite(loss: float, step: int, result: TrainResult, checkpoint_path: Path | None) -> None:
+    """Stop on a NaN or infinite loss, naming the (1-based) step and the last checkpoint."""
+    if not np.isfinite(loss):
+        saved = f"; the last checkpoint is {checkpoint_path}" if checkpoint_path else ""
+        raise FloatingPointError(
+            f"training loss became {loss} in step {step + 1} of {result.steps}{saved}"
+        )
 
 
 def train_sr(
@@ -150,79 +350,58 @@ def train_sr(
     loss_fn: LossFunction,
     config: TrainConfig,
     checkpoint_path: str | os.PathLike | None = None,
-    validation: dict[str, Dataset] | None = None,
+    validation: Dataset | Mapping[str, Dataset] | None = None,
     device: torch.device | str = "cpu",
     resume: bool = True,
     stop_after: int | None = None,
 ) -> TrainResult:
-    """Train `model` (LR -> SR) for `config.steps` steps; resume from `checkpoint_path` if present.
+    """Train `model` (LR -> SR); with `resume`, continue from `checkpoint_path` if it exists.
 
-    `validation` holds validation splits, never test splits. `stop_after` ends this call after
+    `validation` holds validation data, never test splits. `stop_after` ends this call after
     that many steps (with a checkpoint), as an interruption would. Under torchrun the global
     batch is split over the processes; only rank 0 validates, writes and shows progress.
     """
-    device = distributed.local_device(torch.device(device))
-    distributed.start_if_launched(device)
+    device = distributed.start_if_launched(torch.device(device))
+    splits = validation_splits(validation)
     main_process = distributed.is_main_process()
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, betas=config.betas)
-    result = TrainResult(steps=config.steps)
     checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
-    start = 0
-    if checkpoint_path and resume and checkpoint_path.is_file():
-        start = _resume(checkpoint_path, model, optimizer, result)
-    else:
-        torch.manual_seed(config.seed)
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if config.bf16 and device.type == "cuda"
-        else contextlib.nullcontext()
-    )
+    size = len(train_dataset)
+    result = start_or_resume(checkpoint_path, resume, model, optimizer, config, size)
+
+    def checkpoint() -> None:
+        if main_process and checkpoint_path:
+            save_training_state(checkpoint_path, model, optimizer, result, config, size)
+
+    autocast = autocast_context(config, device)
     network = distributed.wrap(model, device)
     model.train()
-    last = start
-    progress = tqdm(
-        total=config.steps, initial=start, desc="training", leave=False, disable=not main_process
-    )
-    for step, (lr, hr, labels) in batches_from(train_dataset, config, start):
-        lr, hr = lr.to(device), hr.to(device)
-        if config.channels_last:
-            lr = lr.contiguous(memory_format=torch.channels_last)
-        with autocast:
-            loss = loss_fn(network(lr).float(), hr, labels)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss.item()} at step {step}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.gradient_clip:
-            nn.utils.clip_grad_norm_(parameters, config.gradient_clip)
-        optimizer.step()
-        result.losses.append(loss.item())
-        last = step + 1
-        progress.update(1)
-        if (
-            main_process
-            and validation
-            and config.validate_every
-            and last % config.validate_every == 0
-        ):
-            result.validations.append({"step": last, **evaluate_sr(model, validation, device)})
-            model.train()
-        if main_process and checkpoint_path and last % config.checkpoint_every == 0:
-            _save(checkpoint_path, model, optimizer, last, result, config)
-        if stop_after is not None and last - start >= stop_after:
-            break
-    progress.close()
-    if (
-        validation
-        and last == config.steps
-        and not any(v["step"] == last for v in result.validations)
-    ):
-        result.validations.append({"step": last, **evaluate_sr(model, validation, device)})
-    if checkpoint_path:
-        _save(checkpoint_path, model, optimizer, last, result, config)
+    batches = batches_from(train_dataset, config, result.resumed_from, device.type == "cuda")
+    with tqdm(
+        total=result.steps,
+        initial=result.resumed_from,
+        desc="training",
+        leave=False,
+        disable=not main_process,
+    ) as progress:
+        for step, batch in batches:
+            loss = train_step(network, optimizer, batch, loss_fn, config, device, autocast)
+            check_finite(loss, step, result, checkpoint_path)
+            result.losses.append(loss)
+            progress.update(1)
+            progress.set_postfix(loss=f"{loss:.4g}", refresh=False)
+            if main_process and is_due(step + 1, config.validate_every):
+                validate_into(result, model, splits, device)
+            if is_due(step + 1, config.checkpoint_every):
+                checkpoint()
+            if stop_after is not None and step + 1 - result.resumed_from >= stop_after:
+                break
+    if main_process and len(result.losses) == result.steps:
+        validate_into(result, model, splits, device)
+    checkpoint()
     model.eval()
     return result

@@ -1,11 +1,23 @@
 """The SR training loop: it learns, resumes exactly, and stops loudly on NaN."""
 
+import random
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from ocrsr_lib.checkpoints import load_checkpoint, save_checkpoint
 from ocrsr_lib.models import Bicubic
-from ocrsr_lib.train import TrainConfig, epoch_order, mse_loss, train_sr
+from ocrsr_lib.train import (
+    TrainConfig,
+    epoch_order,
+    l1_loss,
+    mse_loss,
+    restore_rng_state,
+    rng_state,
+    train_sr,
+)
 
 
 class TinySR(nn.Module):
@@ -53,7 +65,7 @@ def test_killed_and_resumed_run_ends_with_identical_weights(tmp_path):
         steps=16, batch_size=4, learning_rate=1e-2, checkpoint_every=3, gradient_clip=0.5
     )
     straight = TinySR()
-    train_sr(straight, dataset, mse_loss, config, tmp_path / "straight.pt")
+    straight_result = train_sr(straight, dataset, mse_loss, config, tmp_path / "straight.pt")
 
     interrupted = TinySR()
     first = train_sr(interrupted, dataset, mse_loss, config, tmp_path / "resumed.pt", stop_after=8)
@@ -61,17 +73,118 @@ def test_killed_and_resumed_run_ends_with_identical_weights(tmp_path):
     torch.manual_seed(1234)  # whatever happens between the runs must not matter
     resumed = TinySR()
     second = train_sr(resumed, dataset, mse_loss, config, tmp_path / "resumed.pt")
-    assert len(second.losses) == 16
+    assert second.resumed_from == 8 and second.losses == straight_result.losses
     for name, tensor in straight.state_dict().items():
         assert torch.equal(tensor, resumed.state_dict()[name]), name
 
 
-def test_nan_loss_stops_training_with_the_step():
-    def poisoned(sr, hr, labels):
-        return mse_loss(sr, hr, labels) * float("nan")
+class CrashInCall:
+    """An L1 loss that raises in its n-th call, as a process killed mid-step would stop."""
 
-    with pytest.raises(FloatingPointError, match="at step 0"):
-        train_sr(TinySR(), tiny_dataset(), poisoned, TrainConfig(steps=3, batch_size=4))
+    def __init__(self, n):
+        self.n, self.calls = n, 0
+
+    def __call__(self, sr, hr, labels):
+        self.calls += 1
+        if self.calls == self.n:
+            raise KeyboardInterrupt("killed")
+        return l1_loss(sr, hr, labels)
+
+
+def test_a_crash_resumes_from_the_last_periodic_checkpoint(tmp_path):
+    dataset = tiny_dataset(20)  # 5 batches per epoch
+    config = TrainConfig(steps=12, batch_size=4, learning_rate=1e-2, checkpoint_every=3, seed=7)
+    straight = TinySR()
+    expected = train_sr(straight, dataset, l1_loss, config)
+    crashing = TinySR()
+    with pytest.raises(KeyboardInterrupt):
+        train_sr(crashing, dataset, CrashInCall(9), config, tmp_path / "c.pt")
+    assert load_checkpoint(tmp_path / "c.pt")["step"] == 6
+    resumed = TinySR()
+    result = train_sr(resumed, dataset, l1_loss, config, tmp_path / "c.pt")
+    assert result.resumed_from == 6 and result.losses == expected.losses
+    for name, tensor in straight.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name
+
+
+def test_resume_refuses_other_settings_and_may_train_longer(tmp_path):
+    dataset = tiny_dataset()
+    config = TrainConfig(steps=4, batch_size=4, checkpoint_every=2)
+    train_sr(TinySR(), dataset, mse_loss, config, tmp_path / "c.pt")
+    changed = TrainConfig(steps=4, batch_size=2, learning_rate=1e-3, checkpoint_every=2)
+    with pytest.raises(ValueError, match=r"c.pt: batch_size: checkpoint 4 vs now 2; learning"):
+        train_sr(TinySR(), dataset, mse_loss, changed, tmp_path / "c.pt")
+    with pytest.raises(ValueError, match="training samples: checkpoint 24 vs now 20"):
+        train_sr(TinySR(), dataset[:20], mse_loss, config, tmp_path / "c.pt")
+    longer = train_sr(
+        TinySR(), dataset, mse_loss, TrainConfig(steps=7, batch_size=4), tmp_path / "c.pt"
+    )
+    assert longer.resumed_from == 4 and len(longer.losses) == 7
+    fresh = train_sr(TinySR(), dataset, mse_loss, config, tmp_path / "c.pt", resume=False)
+    assert fresh.resumed_from == 0 and load_checkpoint(tmp_path / "c.pt")["step"] == 4
+
+
+def test_rng_state_survives_a_checkpoint(tmp_path):
+    np.random.randn()  # leaves a cached Gaussian in numpy's state
+    random.gauss(0, 1)  # and in Python's
+    save_checkpoint(tmp_path / "rng.pt", {"rng": rng_state()})
+
+    def draws():
+        return (torch.rand(3).tolist(), np.random.randn(3).tolist(), random.gauss(0, 1))
+
+    expected = draws()
+    torch.manual_seed(5), np.random.seed(5), random.seed(5)
+    restore_rng_state(load_checkpoint(tmp_path / "rng.pt")["rng"])
+    assert draws() == expected
+
+
+def test_configuration_by_epochs_and_its_checks():
+    result = train_sr(TinySR(), tiny_dataset(), l1_loss, TrainConfig(epochs=2, batch_size=5))
+    assert result.steps == 8 and len(result.losses) == 8  # 24 // 5 = 4 whole batches per epoch
+    with pytest.raises(ValueError, match="either steps or epochs"):
+        TrainConfig(steps=3, epochs=1)
+    with pytest.raises(ValueError, match="must be positive"):
+        TrainConfig(steps=0)
+    with pytest.raises(ValueError, match=">= 0"):
+        TrainConfig(steps=1, checkpoint_every=-1)
+
+
+def test_test_splits_are_refused_for_validation_and_bf16_warns_on_the_cpu():
+    dataset = tiny_dataset()
+    with pytest.raises(ValueError, match=r"\['easy'\] look like test splits"):
+        train_sr(
+            TinySR(),
+            dataset,
+            mse_loss,
+            TrainConfig(steps=1, batch_size=4),
+            validation={"easy": dataset},
+        )
+    with pytest.warns(UserWarning, match="bf16 autocast is for CUDA"):
+        result = train_sr(
+            TinySR(),
+            dataset,
+            mse_loss,
+            TrainConfig(steps=1, batch_size=4, bf16=True),
+            validation=dataset[:2],
+        )
+    assert list(result.validations[0]) == ["step", "validation"]
+
+
+def test_nan_loss_stops_training_with_the_step(tmp_path):
+    calls = []
+
+    def poisoned_in_step_3(sr, hr, labels):
+        calls.append(1)
+        return mse_loss(sr, hr, labels) * (float("nan") if len(calls) == 3 else 1.0)
+
+    model = TinySR()
+    config = TrainConfig(steps=5, batch_size=4, checkpoint_every=1)
+    with pytest.raises(FloatingPointError, match="loss became nan in step 3 of 5.*c.pt"):
+        train_sr(model, tiny_dataset(), poisoned_in_step_3, config, tmp_path / "c.pt")
+    # the bad step changed nothing: the weights are those of the checkpoint after step 2
+    saved = load_checkpoint(tmp_path / "c.pt")
+    assert saved["step"] == 2
+    assert all(torch.equal(saved["model"][k], v) for k, v in model.state_dict().items())
 
 
 def test_too_small_a_dataset_is_reported():
@@ -112,7 +225,6 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path):
 
     import torch.multiprocessing as mp
 
-    from ocrsr_lib.checkpoints import load_checkpoint
     from ocrsr_lib.distributed import shard_batches
 
     assert shard_batches(torch.arange(10), 4, 1, 2).tolist() == [1, 3, 5, 7]
@@ -121,9 +233,11 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path):
         port = probe.getsockname()[1]
     mp.spawn(_distributed_worker, args=(port, tmp_path / "ddp.pt"), nprocs=2)
     single = PlainSR()
-    train_sr(
+    single_result = train_sr(
         single, tiny_dataset(), mse_loss, TrainConfig(steps=6, batch_size=4, learning_rate=1e-2)
     )
-    weights = load_checkpoint(tmp_path / "ddp.pt")["model"]
+    checkpoint = load_checkpoint(tmp_path / "ddp.pt")
     for name, tensor in single.state_dict().items():
-        assert torch.allclose(tensor, weights[name], atol=1e-6), name
+        assert torch.allclose(tensor, checkpoint["model"][name], atol=1e-6), name
+    # the logged loss is that of the whole global batch, as in one process
+    assert checkpoint["losses"] == pytest.approx(single_result.losses, rel=1e-5)
