@@ -425,10 +425,10 @@ def ensure_synthetic_textzoom(
             generate_split(folder, split, count, seed, workers)
     settings_file = root / "generator.json"
     if not settings_file.is_file():
-        settings_file.write_text(json.dumps({**settings, **asdict_degradations()}, indent=2))
+        settings_file.write_text(json.dumps({**settings, **degradation_settings()}, indent=2))
     return root
 
 
-def asdict_degradations() -> dict[str, dict]:
+def degradation_settings() -> dict[str, dict]:
     """The difficulty settings, for the record written beside a generated dataset."""
     return {"degradations": {name: asdict(level) for name, level in DEGRADATIONS.items()}}

@@ -22,9 +22,10 @@ import torch
 from PIL import Image
 from torch.utils.data import ConcatDataset, Dataset
 
+from ocrsr_lib.config import TEXTZOOM_ENV
+
 HR_SIZE = (32, 128)  # (height, width)
 LR_SIZE = (16, 64)
-TEXTZOOM_ENV = "OCRSR_TEXTZOOM"
 TEST_DIFFICULTIES = ("easy", "medium", "hard")
 
 
