@@ -8,8 +8,10 @@ weights as one that never stopped (in one process, with the same settings and da
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import random
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -39,7 +41,10 @@ TRAJECTORY_FIELDS = (
     "seed",
     "bf16",
     "channels_last",
+    "schedule",
+    "warmup_steps",
 )
+SCHEDULES = ("constant", "cosine")
 
 
 def mse_loss(sr: torch.Tensor, hr: torch.Tensor, labels: Sequence[str]) -> torch.Tensor:
@@ -77,8 +82,12 @@ class TrainConfig:
     num_workers: int = 0
     bf16: bool = False  # autocast on CUDA only
     channels_last: bool = False
+    schedule: str = "constant"  # "cosine": decay to 0 over the run after the warm-up
+    warmup_steps: int = 0  # linear warm-up from 0 to learning_rate
 
     def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
         if (self.steps is None) == (self.epochs is None):
             raise ValueError("give either steps or epochs")
         counts = [n for n in (self.steps, self.epochs, self.batch_size) if n is not None]
@@ -86,6 +95,17 @@ class TrainConfig:
             raise ValueError(f"steps, epochs and batch_size must be positive: {self}")
         if min(self.validate_every, self.checkpoint_every, self.num_workers) < 0:
             raise ValueError(f"validate_every, checkpoint_every, num_workers are >= 0: {self}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0: {self}")
+
+    def learning_rate_at(self, step: int, total: int) -> float:
+        """The learning rate of (0-based) `step` in a run of `total` steps."""
+        if step < self.warmup_steps:
+            return self.learning_rate * (step + 1) / self.warmup_steps
+        if self.schedule == "constant":
+            return self.learning_rate
+        progress = (step - self.warmup_steps) / max(1, total - self.warmup_steps)
+        return self.learning_rate * 0.5 * (1 + math.cos(math.pi * progress))
 
     def total_steps(self, dataset_size: int) -> int:
         """The number of optimizer steps of the whole run."""
@@ -101,6 +121,11 @@ class TrainResult:
     resumed_from: int = 0  # the step this call started at (0 for a fresh run)
     losses: list[float] = field(default_factory=list)
     validations: list[dict] = field(default_factory=list)
+    seconds: float = 0.0  # wall-clock time of the training steps, summed over resumed calls
+
+    def images_per_second(self, batch_size: int) -> float:
+        """Training throughput over the steps done so far (global batch)."""
+        return len(self.losses) * batch_size / self.seconds if self.seconds else float("nan")
 
 
 def epoch_order(length: int, seed: int, epoch: int) -> torch.Tensor:
@@ -193,8 +218,10 @@ def save_training_state(
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "step": step,
+            "total_steps": result.steps,
             "losses": result.losses,
             "validations": result.validations,
+            "seconds": result.seconds,
             "config": asdict(config),
             "rng": rng_state(),
             "data_order": {
@@ -210,10 +237,11 @@ def save_training_state(
 def check_resumable(checkpoint: dict, config: TrainConfig, dataset_size: int, path: Path) -> None:
     """Refuse to resume a run whose settings or data differ from the checkpoint's."""
     saved = checkpoint["config"]
+    defaults = {name: getattr(TrainConfig(steps=1), name) for name in TRAJECTORY_FIELDS}
     differences = [
-        f"{name}: checkpoint {saved.get(name)!r} vs now {getattr(config, name)!r}"
+        f"{name}: checkpoint {saved.get(name, defaults[name])!r} vs now {getattr(config, name)!r}"
         for name in TRAJECTORY_FIELDS
-        if saved.get(name) != getattr(config, name)
+        if saved.get(name, defaults[name]) != getattr(config, name)
     ]
     saved_size = checkpoint["data_order"]["dataset_size"]
     if saved_size != dataset_size:
@@ -221,6 +249,11 @@ def check_resumable(checkpoint: dict, config: TrainConfig, dataset_size: int, pa
     total = config.total_steps(dataset_size)
     if checkpoint["step"] > total:
         differences.append(f"checkpoint is at step {checkpoint['step']}, this run has {total}")
+    saved_total = checkpoint.get("total_steps", total)
+    if config.schedule != "constant" and saved_total != total:
+        differences.append(
+            f"the {config.schedule} schedule ran over {saved_total} steps, not {total}"
+        )
     if differences:
         raise ValueError(
             f"cannot resume from {path}: " + "; ".join(differences) + " (pass resume=False "
@@ -246,6 +279,7 @@ def resume_training_state(
         resumed_from=checkpoint["step"],
         losses=list(checkpoint["losses"]),
         validations=list(checkpoint["validations"]),
+        seconds=float(checkpoint.get("seconds", 0.0)),
     )
 
 
@@ -388,8 +422,12 @@ def train_sr(
         leave=False,
         disable=not main_process,
     ) as progress:
+        started = time.perf_counter()
         for step, batch in batches:
+            for group in optimizer.param_groups:
+                group["lr"] = config.learning_rate_at(step, result.steps)
             loss = train_step(network, optimizer, batch, loss_fn, config, device, autocast)
+            result.seconds += time.perf_counter() - started
             check_finite(loss, step, result, checkpoint_path)
             result.losses.append(loss)
             progress.update(1)
@@ -398,6 +436,7 @@ def train_sr(
                 validate_into(result, model, splits, device)
             if is_due(step + 1, config.checkpoint_every):
                 checkpoint()
+            started = time.perf_counter()
             if stop_after is not None and step + 1 - result.resumed_from >= stop_after:
                 break
     if main_process and len(result.losses) == result.steps:

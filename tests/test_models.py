@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from ocrsr_lib.models import Bicubic
+from ocrsr_lib.models import (
+    TBSRN,
+    TBSRN_CONFIGS,
+    Bicubic,
+    RectifiedSR,
+    parameter_count,
+    set_stn_at_eval,
+)
 from ocrsr_lib.models.edsr import EDSR, EDSR_CONFIGS, EDSRConfig
 from ocrsr_lib.models.stn import (
     LocalizationNetwork,
@@ -13,8 +20,10 @@ from ocrsr_lib.models.stn import (
 )
 
 
-def parameter_count(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+def test_parameter_count_counts_frozen_parameters_unless_asked():
+    model = EDSR(EDSRConfig(residual_blocks=1, features=4, residual_scale=1.0))
+    frozen = 2 * (3 * 3 + 3)  # the two mean-shift 1x1 convolutions
+    assert parameter_count(model) == parameter_count(model, trainable_only=True) + frozen
 
 
 def test_edsr_paper_size_matches_the_published_count():
@@ -138,3 +147,24 @@ def test_rectified_sr_is_stn_then_edsr_and_counts_the_paper_size():
     assert small(lr).shape == (2, 3, 32, 128)
     small.eval()
     assert torch.equal(small(lr), small.sr(lr))
+
+
+def test_the_stn_at_evaluation_is_a_switch_for_both_rectified_models():
+    images = torch.rand(2, 3, 16, 64)
+    for model in (RectifiedSR(EDSR()), TBSRN(TBSRN_CONFIGS["demo"])):
+        with torch.no_grad():
+            model.stn.stn_head.stn_fc2.bias.add_(0.05)  # a visible warp
+        model.eval()
+        without = model(images)
+        with_stn = set_stn_at_eval(model, True)(images)
+        assert not torch.allclose(without, with_stn)
+        assert torch.equal(set_stn_at_eval(model, False)(images), without)
+    with pytest.raises(ValueError, match="EDSR has no spatial transformer"):
+        set_stn_at_eval(EDSR(), True)
+
+
+def test_load_official_is_reachable_from_checkpoints():
+    from ocrsr_lib import checkpoints
+
+    with pytest.raises(ValueError, match="unknown official checkpoint kind 'srgan'"):
+        checkpoints.load_official("srgan", "nowhere.pt")

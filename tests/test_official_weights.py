@@ -71,12 +71,17 @@ def test_tps_stn_reproduces_official_rectification(align_corners):
     stn.eval()
     with torch.no_grad():
         points = stn.stn_head(reference["input"])
+        grid = stn.tps.sampling_grid(reference["ctrl_points"])
         output = stn(reference["input"])
     assert relative_error(points, reference["ctrl_points"]) < 1e-4
+    official_grid = 2 * reference["source_coordinate"].clamp(0, 1) - 1
+    assert relative_error(grid.flatten(1, 2), official_grid) < 1e-4
     expected = reference[
         "output_align_corners_true" if align_corners else "output_align_corners_false"
     ]
-    assert relative_error(output, expected) < 1e-4
+    # the TPS solve is ill-conditioned: float32 summation order (thread count) moves sampling
+    # points by ~1e-5, which bilinear sampling across a sharp edge turns into ~2e-4 in pixels
+    assert relative_error(output, expected) < 1e-3
 
 
 def test_tps_buffers_we_compute_match_the_official_ones():

@@ -56,6 +56,7 @@ def test_training_lowers_the_loss_and_validates():
     assert sum(result.losses[-5:]) < sum(result.losses[:5])
     assert [v["step"] for v in result.validations] == [15, 30]
     assert result.validations[-1]["val"]["images"] == 4
+    assert result.seconds > 0 and result.images_per_second(4) > 0
 
 
 def test_killed_and_resumed_run_ends_with_identical_weights(tmp_path):
@@ -241,3 +242,38 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path):
         assert torch.allclose(tensor, checkpoint["model"][name], atol=1e-6), name
     # the logged loss is that of the whole global batch, as in one process
     assert checkpoint["losses"] == pytest.approx(single_result.losses, rel=1e-5)
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    config = TrainConfig(steps=100, learning_rate=1e-3, schedule="cosine", warmup_steps=10)
+    rates = [config.learning_rate_at(step, 100) for step in range(100)]
+    assert rates[0] == pytest.approx(1e-4)
+    assert rates[9] == pytest.approx(1e-3)
+    assert rates[10] == pytest.approx(1e-3)
+    assert rates[55] == pytest.approx(5e-4)
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:], strict=False))
+    assert rates[-1] < 1e-6
+    assert TrainConfig(steps=5).learning_rate_at(3, 5) == 1e-4
+    with pytest.raises(ValueError, match="unknown schedule"):
+        TrainConfig(steps=5, schedule="linear")
+
+
+def test_cosine_run_resumes_exactly_and_refuses_a_longer_schedule(tmp_path):
+    dataset = tiny_dataset()
+    config = TrainConfig(
+        steps=12, batch_size=4, learning_rate=1e-2, schedule="cosine", warmup_steps=2
+    )
+    path = tmp_path / "run.pt"
+    whole = TinySR()
+    train_sr(whole, dataset, mse_loss, config)
+    resumed = TinySR()
+    first = train_sr(resumed, dataset, mse_loss, config, checkpoint_path=path, stop_after=5)
+    second = train_sr(resumed, dataset, mse_loss, config, checkpoint_path=path)
+    assert second.seconds > first.seconds > 0  # time adds up over the resumed calls
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    longer = TrainConfig(
+        steps=20, batch_size=4, learning_rate=1e-2, schedule="cosine", warmup_steps=2
+    )
+    with pytest.raises(ValueError, match="cosine schedule ran over 12 steps, not 20"):
+        train_sr(TinySR(), dataset, mse_loss, longer, checkpoint_path=path)

@@ -2,7 +2,8 @@
 
 from ocrsr_lib.models.bicubic import Bicubic
 from ocrsr_lib.models.edsr import EDSR, EDSR_CONFIGS, EDSRConfig
-from ocrsr_lib.models.rectified import RectifiedSR
+from ocrsr_lib.models.rectified import RectifiedSR, set_stn_at_eval
+from ocrsr_lib.models.size import parameter_count
 from ocrsr_lib.models.stn import SpatialTransformer
 from ocrsr_lib.models.tbsrn import TBSRN, TBSRN_CONFIGS, TBSRNConfig
 
@@ -16,4 +17,6 @@ __all__ = [
     "RectifiedSR",
     "SpatialTransformer",
     "TBSRNConfig",
+    "parameter_count",
+    "set_stn_at_eval",
 ]

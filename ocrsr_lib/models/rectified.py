@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
 from ocrsr_lib.models.stn import SpatialTransformer
+from ocrsr_lib.models.tbsrn import TBSRN
 
 
 class RectifiedSR(nn.Module):
@@ -24,3 +27,14 @@ class RectifiedSR(nn.Module):
         if self.training or self.stn_at_eval:
             x = self.stn(x)
         return self.sr(x)
+
+
+def set_stn_at_eval(model: nn.Module, enabled: bool) -> nn.Module:
+    """Switch whether the STN of a RectifiedSR or TBSRN model runs in eval mode; returns it."""
+    if isinstance(model, RectifiedSR):
+        model.stn_at_eval = enabled
+    elif isinstance(model, TBSRN) and model.stn is not None:
+        model.config = replace(model.config, stn_at_eval=enabled)
+    else:
+        raise ValueError(f"{type(model).__name__} has no spatial transformer to switch")
+    return model

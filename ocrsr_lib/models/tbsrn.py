@@ -32,7 +32,7 @@ class TBSRNConfig:
 
 TBSRN_CONFIGS = {
     "paper": TBSRNConfig(),
-    "demo": TBSRNConfig(residual_blocks=2, channels=32, heads=4, attention_dropout=0.0),
+    "demo": TBSRNConfig(residual_blocks=1, channels=32, heads=4, attention_dropout=0.0),
 }
 
 

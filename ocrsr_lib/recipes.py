@@ -1,0 +1,203 @@
+"""Named, cached SR training runs: one recipe per (profile, model), shared by chapters and CLI.
+
+A recipe fixes the model, its size, the loss, the training settings, the data and an optional
+starting point (another recipe). `trained_sr` trains it once and keeps the checkpoint in the
+session's cache under a name that hashes the recipe, so later chapters get the same weights
+back without training, and a changed recipe never reuses a stale checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset, Subset
+
+from ocrsr_lib.checkpoints import load_checkpoint, load_state_dict_strict
+from ocrsr_lib.config import Session
+from ocrsr_lib.data import session_splits, session_textzoom_root
+from ocrsr_lib.data.natural import NaturalImagePairs
+from ocrsr_lib.models import EDSR, EDSR_CONFIGS, TBSRN, TBSRN_CONFIGS, RectifiedSR
+from ocrsr_lib.train import LossFunction, TrainConfig, TrainResult, l1_loss, mse_loss, train_sr
+
+SR_MODELS = ("edsr", "stn-edsr", "tbsrn")
+LOSSES: dict[str, LossFunction] = {"mse": mse_loss, "l1": l1_loss}
+DATA = ("text", "natural")
+VALIDATION_PAIRS = 200  # held out of the training split (at most a fifth), never from test
+
+
+@dataclass(frozen=True)
+class SRRecipe:
+    """How one SR model is made: architecture and size, loss, data, settings, starting point."""
+
+    model: str  # one of SR_MODELS
+    size: str  # a key of EDSR_CONFIGS or TBSRN_CONFIGS
+    loss: str  # a key of LOSSES
+    train: TrainConfig
+    data: str = "text"  # "text": the session's TextZoom train split; "natural": non-text
+    natural_pairs: int = 4000  # size of the non-text set when data == "natural"
+    start_from: str | None = None  # the recipe whose trained weights start this one
+
+    def __post_init__(self) -> None:
+        if self.model not in SR_MODELS:
+            raise ValueError(f"unknown SR model {self.model!r}; choose one of {SR_MODELS}")
+        sizes = TBSRN_CONFIGS if self.model == "tbsrn" else EDSR_CONFIGS
+        if self.size not in sizes:
+            raise ValueError(f"unknown {self.model} size {self.size!r}; choose from {list(sizes)}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {sorted(LOSSES)}")
+        if self.data not in DATA:
+            raise ValueError(f"unknown data {self.data!r}; choose one of {DATA}")
+
+
+def _demo_recipes() -> dict[str, SRRecipe]:
+    # short CPU runs: warm-up and cosine decay get far more out of a few hundred steps
+    text = TrainConfig(
+        steps=400,
+        batch_size=16,
+        learning_rate=1e-3,
+        schedule="cosine",
+        warmup_steps=20,
+        validate_every=100,
+    )
+    natural = replace(text, steps=300)
+    tbsrn = replace(text, steps=1200, batch_size=4)  # attention-bound: many small steps
+    return {
+        "edsr-natural": SRRecipe("edsr", "demo", "mse", natural, data="natural"),
+        "stn-edsr": SRRecipe("stn-edsr", "demo", "mse", text, start_from="edsr-natural"),
+        "edsr": SRRecipe("edsr", "demo", "mse", text, start_from="edsr-natural"),
+        "stn-edsr-scratch": SRRecipe("stn-edsr", "demo", "mse", text),
+        "tbsrn": SRRecipe("tbsrn", "demo", "mse", tbsrn),
+    }
+
+
+def _paper_recipes() -> dict[str, SRRecipe]:
+    # TBSRN's public training settings: Adam 1e-4, betas (0.5, 0.999), batch 16, 500 epochs
+    text = TrainConfig(epochs=500, batch_size=16, learning_rate=1e-4, validate_every=2000)
+    natural = replace(text, epochs=100)
+    return {
+        "edsr-natural": SRRecipe("edsr", "paper", "mse", natural, "natural", natural_pairs=17367),
+        "stn-edsr": SRRecipe("stn-edsr", "paper", "mse", text, start_from="edsr-natural"),
+        "edsr": SRRecipe("edsr", "paper", "mse", text, start_from="edsr-natural"),
+        "stn-edsr-scratch": SRRecipe("stn-edsr", "paper", "mse", text),
+        "tbsrn": SRRecipe("tbsrn", "paper", "mse", text),
+    }
+
+
+SR_RECIPES: dict[str, dict[str, SRRecipe]] = {"demo": _demo_recipes(), "paper": _paper_recipes()}
+
+
+def recipe_for(session: Session, name: str) -> SRRecipe:
+    """The recipe called `name` in the session's profile."""
+    recipes = SR_RECIPES[session.profile.name]
+    if name not in recipes:
+        profile = session.profile.name
+        raise KeyError(f"no SR recipe {name!r} in profile {profile!r}; known: {list(recipes)}")
+    return recipes[name]
+
+
+def build_sr_model(model: str, size: str, stn_at_eval: bool = False) -> nn.Module:
+    """A fresh model: EDSR, the paper's STN + EDSR, or TBSRN (with its STN), at `size`."""
+    if model == "edsr":
+        return EDSR(EDSR_CONFIGS[size])
+    if model == "stn-edsr":
+        return RectifiedSR(EDSR(EDSR_CONFIGS[size]), stn_at_eval=stn_at_eval)
+    if model == "tbsrn":
+        return TBSRN(replace(TBSRN_CONFIGS[size], stn_at_eval=stn_at_eval))
+    raise ValueError(f"unknown SR model {model!r}; choose one of {SR_MODELS}")
+
+
+def hold_out(dataset: Dataset, count: int, seed: int = 0) -> tuple[Subset, Subset]:
+    """Split `dataset` into (training, validation) with `count` random samples held out."""
+    if not 0 < count < len(dataset):
+        raise ValueError(f"cannot hold out {count} of {len(dataset)} samples")
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
+    return Subset(dataset, sorted(order[count:])), Subset(dataset, sorted(order[:count]))
+
+
+def recipe_data(session: Session, recipe: SRRecipe) -> tuple[Dataset, dict[str, Dataset]]:
+    """Training data and validation splits; text validation is held out of the train split."""
+    if recipe.data == "natural":
+        train = NaturalImagePairs(recipe.natural_pairs, seed=session.seed)
+        validation = NaturalImagePairs(VALIDATION_PAIRS, seed=session.seed + 1)
+        return train, {"natural-validation": validation}
+    full = session_splits(session)["train"]
+    train, validation = hold_out(full, min(VALIDATION_PAIRS, len(full) // 5), session.seed)
+    return train, {"validation": validation}
+
+
+def data_fingerprint(session: Session, recipe: SRRecipe) -> str:
+    """What identifies the training data: the TextZoom folder (its name hashes synthetic data)."""
+    if recipe.data == "natural":
+        return f"natural:{recipe.natural_pairs}:{session.seed}"
+    return f"text:{Path(session_textzoom_root(session)).resolve()}:{session.seed}"
+
+
+def recipe_key(session: Session, name: str) -> str:
+    """A short hash of everything that determines the recipe's weights, starting point included."""
+    recipe = recipe_for(session, name)
+    parts = {
+        "recipe": asdict(recipe),
+        "data": data_fingerprint(session, recipe),
+        "start": recipe_key(session, recipe.start_from) if recipe.start_from else None,
+    }
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def checkpoint_path(session: Session, name: str) -> Path:
+    """Where the recipe's training checkpoint lives in the session's cache."""
+    return session.path("checkpoints") / f"sr-{name}-{recipe_key(session, name)}.pt"
+
+
+@dataclass
+class TrainedSR:
+    """A trained model (in eval mode), its training history and its checkpoint file."""
+
+    name: str
+    model: nn.Module
+    result: TrainResult
+    checkpoint: Path
+
+
+def trained_sr(session: Session, name: str, stn_at_eval: bool = False) -> TrainedSR:
+    """The recipe's trained model: trained now (resuming if interrupted) or from the cache."""
+    recipe = recipe_for(session, name)
+    model = build_sr_model(recipe.model, recipe.size, stn_at_eval)
+    path = checkpoint_path(session, name)
+    if recipe.start_from and not path.exists():
+        start = trained_sr(session, recipe.start_from)
+        load_start(model, start)
+    train, validation = recipe_data(session, recipe)
+    result = train_sr(
+        model,
+        train,
+        LOSSES[recipe.loss],
+        recipe.train,
+        checkpoint_path=path,
+        validation=validation,
+        device=session.device,
+    )
+    model.eval()
+    return TrainedSR(name, model, result, path)
+
+
+def load_start(model: nn.Module, start: TrainedSR) -> None:
+    """Copy a starting model's weights into `model`: all of them, or the SR part behind an STN."""
+    target = (
+        model.sr
+        if isinstance(model, RectifiedSR) and not isinstance(start.model, RectifiedSR)
+        else model
+    )
+    load_state_dict_strict(target, start.model.state_dict(), f"start {start.name}")
+
+
+def load_trained_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load the model weights of a training checkpoint written by `train_sr`."""
+    checkpoint = load_checkpoint(path)
+    load_state_dict_strict(model, checkpoint["model"], f"checkpoint {path}")
+    return model.eval()

@@ -1,0 +1,83 @@
+"""Named SR recipes: validation held out of training, keys that follow the recipe, caching."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from ocrsr_lib import recipes
+from ocrsr_lib.config import setup
+from ocrsr_lib.data.synth import generate_split
+from ocrsr_lib.models import EDSR, RectifiedSR
+from ocrsr_lib.train import TrainConfig
+
+
+def test_hold_out_is_disjoint_reproducible_and_checked():
+    data = list(range(50))
+    train, validation = recipes.hold_out(data, 10, seed=3)
+    assert len(train) == 40 and len(validation) == 10
+    assert set(train.indices).isdisjoint(validation.indices)
+    assert recipes.hold_out(data, 10, seed=3)[1].indices == validation.indices
+    with pytest.raises(ValueError, match="cannot hold out 50 of 50"):
+        recipes.hold_out(data, 50)
+
+
+def test_every_recipe_builds_its_model_and_bad_recipes_are_refused():
+    for profile in recipes.SR_RECIPES.values():
+        for recipe in profile.values():
+            if recipe.size == "demo":
+                model = recipes.build_sr_model(recipe.model, recipe.size)
+                assert model(torch.rand(2, 3, 16, 64)).shape == (2, 3, 32, 128)
+    config = TrainConfig(steps=1)
+    with pytest.raises(ValueError, match="unknown SR model 'srgan'"):
+        recipes.SRRecipe("srgan", "demo", "mse", config)
+    with pytest.raises(ValueError, match="unknown edsr size 'huge'"):
+        recipes.SRRecipe("edsr", "huge", "mse", config)
+    with pytest.raises(ValueError, match="unknown loss 'ssim'"):
+        recipes.SRRecipe("edsr", "demo", "ssim", config)
+
+
+@pytest.fixture
+def tiny_session(tmp_path, monkeypatch):
+    """A demo session on a 60-pair synthetic train split, with two tiny recipes."""
+    monkeypatch.setenv("OCRSR_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "textzoom"
+    generate_split(root / "train1", "train1", 50, seed=0)
+    generate_split(root / "train2", "train2", 10, seed=0)
+    for name in ("easy", "medium", "hard"):
+        generate_split(root / "test" / name, name, 4, seed=0)
+    session = setup("demo", device="cpu", textzoom=root, verbose=False)
+    tiny = TrainConfig(steps=4, batch_size=4, learning_rate=1e-3)
+    demo = {
+        "edsr-natural": recipes.SRRecipe("edsr", "demo", "mse", tiny, "natural", 16),
+        "stn-edsr": recipes.SRRecipe("stn-edsr", "demo", "mse", tiny, start_from="edsr-natural"),
+    }
+    monkeypatch.setitem(recipes.SR_RECIPES, "demo", demo)
+    return session
+
+
+def test_trained_recipes_are_cached_and_start_from_their_pretraining(tiny_session):
+    first = recipes.trained_sr(tiny_session, "stn-edsr")
+    assert isinstance(first.model, RectifiedSR) and not first.model.training
+    assert first.checkpoint.is_file()
+    assert len(first.result.losses) == 4
+    assert first.result.validations[-1]["validation"]["images"] == 12
+    pretrained = recipes.checkpoint_path(tiny_session, "edsr-natural")
+    assert pretrained.is_file()
+    again = recipes.trained_sr(tiny_session, "stn-edsr")
+    assert again.result.resumed_from == 4
+    pairs = zip(first.model.state_dict().values(), again.model.state_dict().values(), strict=True)
+    for a, b in pairs:
+        assert torch.equal(a, b)
+    reloaded = recipes.load_trained_weights(RectifiedSR(EDSR()), first.checkpoint)
+    assert torch.equal(reloaded.sr.tail[-1].weight, first.model.sr.tail[-1].weight)
+
+
+def test_a_changed_recipe_gets_a_new_checkpoint(tiny_session, monkeypatch):
+    before = recipes.checkpoint_path(tiny_session, "stn-edsr")
+    demo = dict(recipes.SR_RECIPES["demo"])
+    demo["edsr-natural"] = replace(demo["edsr-natural"], natural_pairs=20)
+    monkeypatch.setitem(recipes.SR_RECIPES, "demo", demo)
+    assert recipes.checkpoint_path(tiny_session, "stn-edsr") != before
+    with pytest.raises(KeyError, match="no SR recipe 'tbsrn-x'"):
+        recipes.recipe_for(tiny_session, "tbsrn-x")
