@@ -51,3 +51,26 @@ def textzoom_like(tmp_path: Path) -> tuple[Path, list[tuple[Image.Image, Image.I
         records[b"image_lr-%09d" % index] = encoded(lr, image_format)
     path = write_raw_lmdb(tmp_path / "split", records)
     return path, [(lr, hr, label) for lr, hr, label, _ in pairs]
+
+
+@pytest.fixture
+def tiny_recipes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A 60-pair synthetic TextZoom, a fresh cache, and tiny demo SR recipes; returns the root."""
+    from ocrsr_lib import recipes
+    from ocrsr_lib.data.synth import generate_split
+    from ocrsr_lib.train import TrainConfig
+
+    monkeypatch.setenv("OCRSR_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "textzoom"
+    generate_split(root / "train1", "train1", 50, seed=0, workers=1)
+    generate_split(root / "train2", "train2", 10, seed=0, workers=1)
+    for name in ("easy", "medium", "hard"):
+        generate_split(root / "test" / name, name, 4, seed=0, workers=1)
+    tiny = TrainConfig(steps=4, batch_size=4, learning_rate=1e-3)
+    demo = {
+        "edsr-natural": recipes.SRRecipe("edsr", "demo", "mse", tiny, "natural", 16),
+        "stn-edsr": recipes.SRRecipe("stn-edsr", "demo", "mse", tiny, start_from="edsr-natural"),
+        "edsr": recipes.SRRecipe("edsr", "demo", "mse", tiny),
+    }
+    monkeypatch.setitem(recipes.SR_RECIPES, "demo", demo)
+    return root

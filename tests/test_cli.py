@@ -1,6 +1,8 @@
 """The `ocrsr` command line."""
 
 import numpy as np
+import pytest
+import torch
 from conftest import random_image
 
 from ocrsr_lib.cli import main
@@ -24,3 +26,16 @@ def test_data_command_reports_a_missing_root_clearly(tmp_path, monkeypatch, caps
     monkeypatch.setenv("OCRSR_CACHE", str(tmp_path / "cache"))
     assert main(["data", "--profile", "paper", "--textzoom", str(tmp_path / "nowhere")]) == 2
     assert "missing splits" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_train_sr_refuses_cuda_without_cuda(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OCRSR_CACHE", str(tmp_path / "cache"))
+    assert main(["train-sr", "stn-edsr", "--device", "cuda"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_train_sr_trains_a_recipe_and_reports_psnr(tiny_recipes, capsys):
+    assert main(["train-sr", "edsr", "--textzoom", str(tiny_recipes), "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "4 steps" in printed and "bicubic" in printed and "edsr" in printed

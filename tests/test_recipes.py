@@ -7,7 +7,6 @@ import torch
 
 from ocrsr_lib import recipes
 from ocrsr_lib.config import setup
-from ocrsr_lib.data.synth import generate_split
 from ocrsr_lib.models import EDSR, RectifiedSR
 from ocrsr_lib.train import TrainConfig
 
@@ -38,22 +37,8 @@ def test_every_recipe_builds_its_model_and_bad_recipes_are_refused():
 
 
 @pytest.fixture
-def tiny_session(tmp_path, monkeypatch):
-    """A demo session on a 60-pair synthetic train split, with two tiny recipes."""
-    monkeypatch.setenv("OCRSR_CACHE", str(tmp_path / "cache"))
-    root = tmp_path / "textzoom"
-    generate_split(root / "train1", "train1", 50, seed=0)
-    generate_split(root / "train2", "train2", 10, seed=0)
-    for name in ("easy", "medium", "hard"):
-        generate_split(root / "test" / name, name, 4, seed=0)
-    session = setup("demo", device="cpu", textzoom=root, verbose=False)
-    tiny = TrainConfig(steps=4, batch_size=4, learning_rate=1e-3)
-    demo = {
-        "edsr-natural": recipes.SRRecipe("edsr", "demo", "mse", tiny, "natural", 16),
-        "stn-edsr": recipes.SRRecipe("stn-edsr", "demo", "mse", tiny, start_from="edsr-natural"),
-    }
-    monkeypatch.setitem(recipes.SR_RECIPES, "demo", demo)
-    return session
+def tiny_session(tiny_recipes):
+    return setup("demo", device="cpu", textzoom=tiny_recipes, verbose=False)
 
 
 def test_trained_recipes_are_cached_and_start_from_their_pretraining(tiny_session):
