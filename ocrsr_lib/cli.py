@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ocrsr_lib import distributed
 from ocrsr_lib.config import PROFILES, setup
 from ocrsr_lib.data import TEST_DIFFICULTIES, session_splits, session_textzoom_root
 from ocrsr_lib.metrics import evaluate_sr, format_report
@@ -28,6 +29,8 @@ def train_sr_command(args: argparse.Namespace) -> int:
     """Train an SR recipe (resuming, or reusing a finished run) and report PSNR/SSIM on test."""
     session = setup(args.profile, device=args.device, seed=args.seed, textzoom=args.textzoom)
     run = trained_sr(session, args.recipe)
+    if not distributed.is_main_process():
+        return 0
     batch_size = recipe_for(session, args.recipe).train.batch_size
     print(f"checkpoint: {run.checkpoint}")
     print(

@@ -15,8 +15,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ocrsr_lib.checkpoints import CheckpointError, load_checkpoint, load_state_dict_strict
+from ocrsr_lib.checkpoints import (
+    CheckpointError,
+    load_checkpoint,
+    load_state_dict_strict,
+    shape_of,
+)
 from ocrsr_lib.models.edsr import EDSR, EDSRConfig
+from ocrsr_lib.models.recognizer import RecognizerConfig, TextRecognizer
 from ocrsr_lib.models.tbsrn import TBSRN, TBSRNConfig
 
 StateDict = Mapping[str, torch.Tensor]
@@ -119,10 +125,77 @@ def _load_tbsrn(path: Path) -> nn.Module:
     return tbsrn_from_state_dict(_plain_state_dict(payload, str(path)), str(path))
 
 
+# Tensors of the official guiding recognizer that its forward pass never uses.
+RECOGNIZER_UNUSED = re.compile(r"\.compress_attention_linear\.")
+RECOGNIZER_POSITION_CODE = "pe.pe"  # a fixed formula; checked against ours, then dropped
+
+
+def recognizer_config_from_state_dict(
+    state_dict: StateDict, source: str, heads: int = 16
+) -> RecognizerConfig:
+    """Recognizer size from the tensors; heads are not stored (16 in the official model)."""
+    cnn = "encoder.cnn."
+    stem = tuple(_require(state_dict, f"{cnn}conv{i}.weight", source).shape[0] for i in (1, 2))
+    stage_channels, stage_blocks = [], []
+    for stage in range(1, 5):
+        stage_channels.append(
+            _require(state_dict, f"{cnn}layer{stage}.0.conv1.weight", source).shape[0]
+        )
+        pattern = re.compile(rf"^{re.escape(cnn)}layer{stage}\.(\d+)\.conv1\.weight$")
+        blocks = sorted(int(m.group(1)) for k in state_dict if (m := pattern.match(k)))
+        if blocks != list(range(len(blocks))):
+            raise CheckpointError(
+                f"{source}: layer{stage} blocks are not numbered 0..N-1: {blocks}"
+            )
+        stage_blocks.append(len(blocks))
+    code = _require(state_dict, RECOGNIZER_POSITION_CODE, source)
+    return RecognizerConfig(
+        stem_channels=stem,
+        stage_channels=tuple(stage_channels),
+        stage_blocks=tuple(stage_blocks),
+        width=_require(state_dict, f"{cnn}layer4_conv2.weight", source).shape[0],
+        heads=heads,
+        feed_forward=_require(state_dict, "decoder.pff.w_1.weight", source).shape[0],
+        max_positions=code.shape[1] if code.dim() == 3 else RecognizerConfig.max_positions,
+    )
+
+
+def recognizer_from_state_dict(
+    state_dict: StateDict, source: str, heads: int = 16
+) -> TextRecognizer:
+    """A TextRecognizer holding official `pretrain_transformer.pth` tensors (`module.` or not).
+
+    The unused `compress_attention_linear` tensors are dropped; the stored position code must
+    equal the one the model computes.
+    """
+    state_dict = {
+        k: v
+        for k, v in strip_prefix(state_dict, "module.").items()
+        if not RECOGNIZER_UNUSED.search(k)
+    }
+    model = TextRecognizer(recognizer_config_from_state_dict(state_dict, source, heads))
+    stored = state_dict.pop(RECOGNIZER_POSITION_CODE)
+    ours = model.pe.pe
+    if shape_of(stored) != tuple(ours.shape) or not torch.allclose(stored, ours, atol=1e-4):
+        raise CheckpointError(
+            f"{source}: {RECOGNIZER_POSITION_CODE!r} {shape_of(stored)} is not the sinusoidal "
+            f"position code {tuple(ours.shape)} the recognizer computes"
+        )
+    load_state_dict_strict(model, state_dict, source)
+    return model
+
+
+def _load_tbsrn_recognizer(path: Path, heads: int = 16) -> nn.Module:
+    """`pretrain_transformer.pth`: the DataParallel state dict of the guiding recognizer."""
+    state_dict = _plain_state_dict(load_checkpoint(path), str(path))
+    return recognizer_from_state_dict(state_dict, str(path), heads)
+
+
 LOADERS: dict[str, Callable[..., nn.Module]] = {
     "edsr": _load_edsr_pytorch,
     "car-edsr": _load_car_edsr,
     "tbsrn": _load_tbsrn,
+    "tbsrn-recognizer": _load_tbsrn_recognizer,
 }
 
 

@@ -65,7 +65,7 @@ def _demo_recipes() -> dict[str, SRRecipe]:
         validate_every=100,
     )
     natural = replace(text, steps=300)
-    tbsrn = replace(text, steps=1200, batch_size=4)  # attention-bound: many small steps
+    tbsrn = replace(text, steps=2400, batch_size=4)  # converges slowly: many small steps
     return {
         "edsr-natural": SRRecipe("edsr", "demo", "mse", natural, data="natural"),
         "stn-edsr": SRRecipe("stn-edsr", "demo", "mse", text, start_from="edsr-natural"),

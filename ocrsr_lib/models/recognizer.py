@@ -1,0 +1,399 @@
+"""The guiding recognizer of Scene Text Telescope: ResNet encoder, one transformer decoder layer.
+
+It reads 1x32x128 grayscale crops over the 37 symbols `-0123456789abcdefghijklmnopqrstuvwxyz`
+('-' starts and ends a word). The text-focus loss runs it with teacher forcing on SR and HR
+images and compares the decoder's cross-attention maps and the logits. Module and tensor names
+follow the official code, so its `pretrain_transformer.pth` loads through
+`ocrsr_lib.official_weights` ("tbsrn-recognizer").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ocrsr_lib.data.labels import GUIDE_CHARSET
+from ocrsr_lib.models.tbsrn import LayerNorm, PositionwiseFeedForward
+
+ALPHABET = "".join(GUIDE_CHARSET.symbols)
+INPUT_SIZE = (32, 128)  # (height, width) of the crops the recognizer was trained on
+GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # the official loss's RGB-to-gray weights
+READ_MAX_LENGTH = 32  # characters `read` decodes at most (the end token not counted)
+
+
+@dataclass(frozen=True)
+class RecognizerConfig:
+    """Encoder widths and depths, decoder width, heads and feed-forward size (official defaults).
+
+    The decoder's tokens are `width` wide: a character embedding and a sinusoidal position
+    code of `width // 2` each. The encoder's last convolution also outputs `width` channels.
+    """
+
+    stem_channels: tuple[int, int] = (64, 128)
+    stage_channels: tuple[int, int, int, int] = (256, 256, 512, 512)
+    stage_blocks: tuple[int, int, int, int] = (1, 2, 5, 3)
+    width: int = 1024
+    heads: int = 16
+    feed_forward: int = 2048
+    dropout: float = 0.1
+    max_positions: int = 5000  # length of the position code table, as in the official code
+
+
+RECOGNIZER_CONFIGS = {
+    "paper": RecognizerConfig(),
+    "demo": RecognizerConfig(
+        stem_channels=(16, 32),
+        stage_channels=(32, 32, 64, 64),
+        stage_blocks=(1, 1, 1, 1),
+        width=128,
+        heads=4,
+        feed_forward=256,
+        max_positions=64,
+    ),
+}
+
+
+class RecognizerOutput(NamedTuple):
+    """What the official forward returns (logits, attention, None), with the None filled in.
+
+    `logits` holds each word's first `length` positions, words concatenated (sum(length), 37);
+    `attention` the cross-attention probabilities (B, heads, T, H*W); `word_logits` the
+    decoder's logits at every position (B, T, 37), the official `test=True` output.
+    """
+
+    logits: torch.Tensor
+    attention: torch.Tensor
+    word_logits: torch.Tensor
+
+
+def to_recognizer_input(
+    images: torch.Tensor, size: tuple[int, int] | None = INPUT_SIZE
+) -> torch.Tensor:
+    """Grayscale (B, 1, H, W) as the official loss feeds the recognizer: 0.299R+0.587G+0.114B.
+
+    Channels beyond the third (TextZoom's mask) are ignored and one channel is taken as gray.
+    Images of another size are resized bicubically to `size` (the official loss never needs
+    to: TextZoom's HR and x2 SR images are already 32x128); `size=None` keeps the size.
+    """
+    if images.dim() != 4 or images.shape[1] not in (1, 3, 4):
+        raise ValueError(
+            f"expected images of shape (B, 1, H, W), (B, 3, H, W) or (B, 4, H, W), "
+            f"got {tuple(images.shape)}"
+        )
+    if images.shape[1] == 1:
+        gray = images
+    else:
+        r, g, b = images[:, 0:1], images[:, 1:2], images[:, 2:3]
+        gray = GRAY_WEIGHTS[0] * r + GRAY_WEIGHTS[1] * g + GRAY_WEIGHTS[2] * b
+    if size is not None and tuple(gray.shape[-2:]) != tuple(size):
+        gray = F.interpolate(gray, size=size, mode="bicubic", align_corners=False)
+    return gray
+
+
+def encode_labels(
+    labels: Sequence[str],
+    device: torch.device | str | None = None,
+    max_length: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(length, decoder_input, targets) for teacher forcing, as the official label encoder.
+
+    Labels are normalised (lower-case, [0-9a-z]) and end with '-'. `length` counts the
+    characters plus the end token; `decoder_input` (B, max length) is '-' followed by the
+    characters, padded with 0 ('-'); `targets` are the characters and '-' of every word,
+    concatenated. `max_length` refuses longer labels (characters, end token not counted).
+    """
+    words = [GUIDE_CHARSET.encode(label, max_length=max_length) for label in labels]
+    if not words:
+        raise ValueError("no labels to encode")
+    length = torch.tensor([len(ids) + 1 for ids in words], dtype=torch.long)
+    decoder_input = torch.zeros(len(words), int(length.max()), dtype=torch.long)
+    for row, ids in enumerate(words):
+        decoder_input[row, : len(ids) + 1] = torch.tensor([GUIDE_CHARSET.start_id, *ids])
+    targets = torch.tensor(
+        [i for ids in words for i in [*ids, GUIDE_CHARSET.end_id]], dtype=torch.long
+    )
+    return length.to(device), decoder_input.to(device), targets.to(device)
+
+
+def word_positions(length: torch.Tensor, steps: int) -> torch.Tensor:
+    """(B, steps) mask of the positions that belong to each word (the first `length`)."""
+    if length.dim() != 1 or int(length.min()) < 1 or int(length.max()) > steps:
+        raise ValueError(
+            f"lengths must be a 1-D tensor of values in 1..{steps} (the decoder input's "
+            f"length), got {length.tolist()}"
+        )
+    return torch.arange(steps, device=length.device)[None, :] < length[:, None]
+
+
+def sinusoidal_positions(count: int, width: int) -> torch.Tensor:
+    """(1, count, width) position code: sin on even, cos on odd channels (official formula)."""
+    position = torch.arange(0, count).unsqueeze(1).float()
+    frequencies = torch.exp(torch.arange(0, width, 2).float() * -(math.log(10000.0) / width))
+    code = torch.zeros(count, width)
+    code[:, 0::2] = torch.sin(position * frequencies)
+    code[:, 1::2] = torch.cos(position * frequencies)
+    return code.unsqueeze(0)
+
+
+class BasicBlock(nn.Module):
+    """relu(x' + BN(conv(relu(BN(conv(x)))))), x' = x or conv-BN of x when widths differ."""
+
+    def __init__(self, in_channels: int, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, channels, kernel_size=3, padding=1)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.downsample = (
+            nn.Sequential(
+                nn.Conv2d(in_channels, channels, kernel_size=3, padding=1),
+                nn.BatchNorm2d(channels),
+            )
+            if in_channels != channels
+            else None
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + shortcut)
+
+
+def conv_bn(in_channels: int, channels: int) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
+    """A 3x3 convolution and its batch norm."""
+    return nn.Conv2d(in_channels, channels, kernel_size=3, padding=1), nn.BatchNorm2d(channels)
+
+
+class ResNet(nn.Module):
+    """Two conv stems with 2x2 pooling (32x128 -> 8x32), then four stages of basic blocks.
+
+    Each stage ends in conv-BN-ReLU; the last one (`layer4_conv2`) widens to `width`.
+    """
+
+    def __init__(self, config: RecognizerConfig) -> None:
+        super().__init__()
+        stem1, stem2 = config.stem_channels
+        self.conv1, self.bn1 = conv_bn(1, stem1)
+        self.conv2, self.bn2 = conv_bn(stem1, stem2)
+        in_channels = stem2
+        for stage, (channels, blocks) in enumerate(
+            zip(config.stage_channels, config.stage_blocks, strict=True), start=1
+        ):
+            layers = [
+                BasicBlock(in_channels if i == 0 else channels, channels) for i in range(blocks)
+            ]
+            setattr(self, f"layer{stage}", nn.Sequential(*layers))
+            out = config.width if stage == 4 else channels
+            name = "layer4_conv2" if stage == 4 else f"layer{stage}_conv"
+            conv, bn = conv_bn(channels, out)
+            setattr(self, name, conv)
+            setattr(self, f"{name}_bn" if stage == 4 else f"layer{stage}_bn", bn)
+            in_channels = channels
+
+    def stage_end(self, stage: int) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
+        """The convolution and batch norm that close a stage."""
+        if stage == 4:
+            return self.layer4_conv2, self.layer4_conv2_bn
+        return getattr(self, f"layer{stage}_conv"), getattr(self, f"layer{stage}_bn")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
+        x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
+        for stage in range(1, 5):
+            conv, bn = self.stage_end(stage)
+            x = F.relu(bn(conv(getattr(self, f"layer{stage}")(x))))
+        return x
+
+
+class Encoder(nn.Module):
+    """The ResNet, under the official name `encoder.cnn`."""
+
+    def __init__(self, config: RecognizerConfig) -> None:
+        super().__init__()
+        self.cnn = ResNet(config)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.cnn(images)
+
+
+class Attention(nn.Module):
+    """Multi-head scaled dot-product attention that also returns its probabilities.
+
+    Dropout acts on the probabilities, and the returned map is the one after dropout, as in
+    the official code (in eval mode they are the same).
+    """
+
+    def __init__(self, heads: int, width: int, dropout: float) -> None:
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"decoder width {width} is not divisible by {heads} heads")
+        self.heads = heads
+        self.head_width = width // heads
+        self.linears = nn.ModuleList([nn.Linear(width, width) for _ in range(4)])
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = query.shape[0]
+        q, k, v = (
+            linear(x).view(batch, -1, self.heads, self.head_width).transpose(1, 2)
+            for linear, x in zip(self.linears[:3], (query, key, value), strict=True)
+        )
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_width)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        probabilities = self.dropout(F.softmax(scores, dim=-1))
+        attended = (
+            (probabilities @ v).transpose(1, 2).reshape(batch, -1, self.heads * self.head_width)
+        )
+        return self.linears[3](attended), probabilities
+
+
+class Decoder(nn.Module):
+    """One layer: masked self-attention, cross-attention to the image, feed-forward (post-norm)."""
+
+    def __init__(self, config: RecognizerConfig) -> None:
+        super().__init__()
+        width = config.width
+        self.mask_multihead = Attention(config.heads, width, config.dropout)
+        self.mul_layernorm1 = LayerNorm(width)
+        self.multihead = Attention(config.heads, width, config.dropout)
+        self.mul_layernorm2 = LayerNorm(width)
+        self.pff = PositionwiseFeedForward(width, config.feed_forward, config.dropout)
+        self.mul_layernorm3 = LayerNorm(width)
+
+    def forward(
+        self, tokens: torch.Tensor, features: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        steps = tokens.shape[1]
+        causal = torch.ones(steps, steps, dtype=torch.bool, device=tokens.device).tril()
+        tokens = self.mul_layernorm1(
+            tokens + self.mask_multihead(tokens, tokens, tokens, mask=causal)[0]
+        )
+        image = features.flatten(2).transpose(1, 2)  # (B, H*W, C)
+        aligned, attention = self.multihead(tokens, image, image)
+        tokens = self.mul_layernorm2(tokens + aligned)
+        return self.mul_layernorm3(tokens + self.pff(tokens)), attention
+
+
+class Embeddings(nn.Module):
+    """Character embedding scaled by sqrt(its width)."""
+
+    def __init__(self, width: int, symbols: int) -> None:
+        super().__init__()
+        self.lut = nn.Embedding(symbols, width)
+        self.width = width
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.lut(ids) * math.sqrt(self.width)
+
+
+class PositionalEncoding(nn.Module):
+    """The fixed sinusoidal position code with dropout; not saved (it is a formula)."""
+
+    def __init__(self, width: int, dropout: float, max_positions: int) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer("pe", sinusoidal_positions(max_positions, width), persistent=False)
+
+    def forward(self, batch: int, steps: int) -> torch.Tensor:
+        if steps > self.pe.shape[1]:
+            raise ValueError(
+                f"decoder input of {steps} steps is longer than the position code "
+                f"({self.pe.shape[1]}, RecognizerConfig.max_positions)"
+            )
+        return self.dropout(self.pe[:, :steps].expand(batch, -1, -1))
+
+
+class Generator(nn.Module):
+    """Linear projection of decoder tokens to symbol logits."""
+
+    def __init__(self, width: int, symbols: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(width, symbols)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.proj(tokens)
+
+
+class TextRecognizer(nn.Module):
+    """The Scene Text Telescope guiding recognizer on (B, 1, H, W) grayscale in [0, 1]."""
+
+    def __init__(self, config: RecognizerConfig = RECOGNIZER_CONFIGS["demo"]) -> None:
+        super().__init__()
+        if config.width % 2:
+            raise ValueError(f"decoder width {config.width} must be even")
+        self.config = config
+        symbols = len(ALPHABET)
+        self.embedding_word = Embeddings(config.width // 2, symbols)
+        self.pe = PositionalEncoding(config.width // 2, config.dropout, config.max_positions)
+        self.encoder = Encoder(config)
+        self.decoder = Decoder(config)
+        self.generator_word = Generator(config.width, symbols)
+        for parameter in self.parameters():
+            if parameter.dim() > 1:
+                nn.init.xavier_uniform_(parameter)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Image features (B, width, H/4, W/4) of grayscale images (B, 1, H, W)."""
+        if images.dim() != 4 or images.shape[1] != 1:
+            raise ValueError(
+                f"the recognizer reads grayscale images (B, 1, H, W), got {tuple(images.shape)}; "
+                "convert RGB with to_recognizer_input"
+            )
+        return self.encoder(images)
+
+    def decode(
+        self, features: torch.Tensor, decoder_input: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (B, T, 37) and cross-attention (B, heads, T, H*W) for the input symbols."""
+        batch, steps = decoder_input.shape
+        tokens = torch.cat(
+            [self.embedding_word(decoder_input), self.pe(batch, steps).to(features.dtype)], dim=2
+        )
+        tokens, attention = self.decoder(tokens, features)
+        return self.generator_word(tokens), attention
+
+    def forward(
+        self, images: torch.Tensor, length: torch.Tensor, decoder_input: torch.Tensor
+    ) -> RecognizerOutput:
+        """Teacher-forced pass, the official call: see `RecognizerOutput` and `encode_labels`."""
+        word_logits, attention = self.decode(self.encode(images), decoder_input)
+        logits = word_logits[word_positions(length, decoder_input.shape[1])]
+        return RecognizerOutput(logits, attention, word_logits)
+
+    @torch.no_grad()
+    def read(self, images: torch.Tensor, max_length: int = READ_MAX_LENGTH) -> list[str]:
+        """Greedy decoding of RGB or gray images, the batch at once, in eval mode.
+
+        Starting from '-', each step appends the most likely next symbol until every word has
+        produced '-'; words are cut at `max_length` characters. The train/eval mode is restored.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            features = self.encode(to_recognizer_input(images))
+            batch = features.shape[0]
+            ids = torch.full((batch, 1), GUIDE_CHARSET.start_id, device=features.device)
+            finished = torch.zeros(batch, dtype=torch.bool, device=features.device)
+            for _ in range(max_length):
+                word_logits, _ = self.decode(features, ids)
+                following = word_logits[:, -1].argmax(-1)
+                ids = torch.cat([ids, following[:, None]], dim=1)
+                finished |= following == GUIDE_CHARSET.end_id
+                if bool(finished.all()):
+                    break
+        finally:
+            self.train(was_training)
+        return [GUIDE_CHARSET.decode(row[1:].tolist()) for row in ids]
