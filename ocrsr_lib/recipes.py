@@ -22,7 +22,17 @@ from ocrsr_lib.config import Session
 from ocrsr_lib.data import session_splits, session_textzoom_root
 from ocrsr_lib.data.natural import NaturalImagePairs
 from ocrsr_lib.models import EDSR, EDSR_CONFIGS, TBSRN, TBSRN_CONFIGS, RectifiedSR
-from ocrsr_lib.train import LossFunction, TrainConfig, TrainResult, l1_loss, mse_loss, train_sr
+from ocrsr_lib.models.recognizer import RECOGNIZER_CONFIGS, TextRecognizer
+from ocrsr_lib.reading import recognizer_batch_loss, word_accuracy
+from ocrsr_lib.train import (
+    LossFunction,
+    TrainConfig,
+    TrainResult,
+    l1_loss,
+    mse_loss,
+    train_model,
+    train_sr,
+)
 
 SR_MODELS = ("edsr", "stn-edsr", "tbsrn")
 LOSSES: dict[str, LossFunction] = {"mse": mse_loss, "l1": l1_loss}
@@ -201,3 +211,96 @@ def load_trained_weights(model: nn.Module, path: str | Path) -> nn.Module:
     checkpoint = load_checkpoint(path)
     load_state_dict_strict(model, checkpoint["model"], f"checkpoint {path}")
     return model.eval()
+
+
+@dataclass(frozen=True)
+class RecognizerRecipe:
+    """How a recognizer is made: size, training settings (seed included), label smoothing."""
+
+    size: str  # a key of RECOGNIZER_CONFIGS
+    train: TrainConfig
+    label_smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.size not in RECOGNIZER_CONFIGS:
+            raise ValueError(f"unknown recognizer size {self.size!r}: {list(RECOGNIZER_CONFIGS)}")
+
+
+def _recognizer_recipes(size: str, train: TrainConfig) -> dict[str, RecognizerRecipe]:
+    # the judge differs from the guide only by its seed: a second opinion that never guided SR
+    return {
+        "guide": RecognizerRecipe(size, train),
+        "judge": RecognizerRecipe(size, replace(train, seed=train.seed + 1)),
+    }
+
+
+RECOGNIZER_RECIPES: dict[str, dict[str, RecognizerRecipe]] = {
+    "demo": _recognizer_recipes(
+        "demo",
+        TrainConfig(
+            steps=1500,
+            batch_size=32,
+            learning_rate=1e-3,
+            schedule="cosine",
+            warmup_steps=50,
+            validate_every=500,
+        ),
+    ),
+    "paper": _recognizer_recipes(
+        "paper",
+        TrainConfig(epochs=100, batch_size=64, learning_rate=1e-4, validate_every=2000),
+    ),
+}
+
+
+def recognizer_recipe_for(session: Session, name: str) -> RecognizerRecipe:
+    """The recognizer recipe called `name` in the session's profile."""
+    recipes = RECOGNIZER_RECIPES[session.profile.name]
+    if name not in recipes:
+        profile = session.profile.name
+        raise KeyError(f"no recognizer recipe {name!r} in {profile!r}; known: {list(recipes)}")
+    return recipes[name]
+
+
+def recognizer_checkpoint_path(session: Session, name: str) -> Path:
+    """Where the recognizer recipe's training checkpoint lives in the session's cache."""
+    recipe = recognizer_recipe_for(session, name)
+    parts = {"recipe": asdict(recipe), "data": f"text:{session_textzoom_root(session)}"}
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+    return session.path("checkpoints") / f"recognizer-{name}-{digest[:12]}.pt"
+
+
+@dataclass
+class TrainedRecognizer:
+    """A trained recognizer (frozen, eval mode), its history and its checkpoint file."""
+
+    name: str
+    model: TextRecognizer
+    result: TrainResult
+    checkpoint: Path
+
+
+def trained_recognizer(session: Session, name: str) -> TrainedRecognizer:
+    """The recipe's recognizer, trained on the HR words of the train split, or from the cache."""
+    recipe = recognizer_recipe_for(session, name)
+    torch.manual_seed(recipe.train.seed)
+    model = TextRecognizer(RECOGNIZER_CONFIGS[recipe.size])
+    full = session_splits(session)["train"]
+    train, validation = hold_out(full, min(VALIDATION_PAIRS, len(full) // 5), session.seed)
+
+    def validate(trained: nn.Module) -> dict:
+        device = next(trained.parameters()).device
+        return {"validation": {"accuracy": word_accuracy(trained, validation, "hr", device)}}
+
+    path = recognizer_checkpoint_path(session, name)
+    result = train_model(
+        model,
+        train,
+        recognizer_batch_loss(recipe.label_smoothing),
+        recipe.train,
+        checkpoint_path=path,
+        validate=validate,
+        device=session.device,
+    )
+    model.eval()
+    return TrainedRecognizer(name, model, result, path)

@@ -31,6 +31,8 @@ from ocrsr_lib.data.textzoom import TEST_DIFFICULTIES
 from ocrsr_lib.metrics import evaluate_sr
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor, Sequence[str]], torch.Tensor]
+BatchLoss = Callable[[nn.Module, tuple, torch.device], torch.Tensor]  # (network, batch, device)
+Validation = Callable[[nn.Module], dict]  # model -> named results, run on the main process
 
 # settings that change the sequence of weights; a resumed run must keep them (steps may grow)
 TRAJECTORY_FIELDS = (
@@ -313,22 +315,31 @@ def autocast_context(
     return torch.autocast("cuda", dtype=torch.bfloat16)
 
 
+def sr_batch_loss(loss_fn: LossFunction, channels_last: bool = False) -> BatchLoss:
+    """The batch loss of SR training: loss_fn(network(lr), hr, labels)."""
+
+    def batch_loss(network: nn.Module, batch: tuple, device: torch.device) -> torch.Tensor:
+        lr, hr, labels = batch
+        lr, hr = lr.to(device, non_blocking=True), hr.to(device, non_blocking=True)
+        if channels_last:
+            lr = lr.contiguous(memory_format=torch.channels_last)
+        return loss_fn(network(lr).float(), hr, labels)
+
+    return batch_loss
+
+
 def train_step(
     network: nn.Module,
     optimizer: torch.optim.Optimizer,
     batch: tuple,
-    loss_fn: LossFunction,
+    batch_loss: BatchLoss,
     config: TrainConfig,
     device: torch.device,
     autocast: contextlib.AbstractContextManager,
 ) -> float:
     """One optimizer step on one batch; returns the loss of the global batch (NaN unchecked)."""
-    lr, hr, labels = batch
-    lr, hr = lr.to(device, non_blocking=True), hr.to(device, non_blocking=True)
-    if config.channels_last:
-        lr = lr.contiguous(memory_format=torch.channels_last)
     with autocast:
-        loss = loss_fn(network(lr).float(), hr, labels)
+        loss = batch_loss(network, batch, device)
     value = distributed.mean_across_processes(loss.detach()).item()
     if not np.isfinite(value):
         return value
@@ -345,13 +356,11 @@ def is_due(step: int, every: int) -> bool:
     return every > 0 and step % every == 0
 
 
-def validate_into(
-    result: TrainResult, model: nn.Module, splits: dict[str, Dataset], device: torch.device
-) -> None:
+def validate_into(result: TrainResult, model: nn.Module, validate: Validation | None) -> None:
     """Append an evaluation after the steps done so far to the history (once per step)."""
     step = len(result.losses)
-    if splits and not any(entry["step"] == step for entry in result.validations):
-        result.validations.append({"step": step, **evaluate_sr(model, splits, device)})
+    if validate and not any(entry["step"] == step for entry in result.validations):
+        result.validations.append({"step": step, **validate(model)})
 
 
 def start_or_resume(
@@ -395,8 +404,41 @@ def train_sr(
     that many steps (with a checkpoint), as an interruption would. Under torchrun the global
     batch is split over the processes; only rank 0 validates, writes and shows progress.
     """
-    device = distributed.start_if_launched(torch.device(device))
     splits = validation_splits(validation)
+
+    def validate(trained: nn.Module) -> dict:
+        return evaluate_sr(trained, splits, next(trained.parameters()).device)
+
+    return train_model(
+        model,
+        train_dataset,
+        sr_batch_loss(loss_fn, config.channels_last),
+        config,
+        checkpoint_path,
+        validate if splits else None,
+        device,
+        resume,
+        stop_after,
+    )
+
+
+def train_model(
+    model: nn.Module,
+    train_dataset: Dataset,
+    batch_loss: BatchLoss,
+    config: TrainConfig,
+    checkpoint_path: str | os.PathLike | None = None,
+    validate: Validation | None = None,
+    device: torch.device | str = "cpu",
+    resume: bool = True,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """The loop behind `train_sr`, for any model: `batch_loss(network, batch, device)`.
+
+    Same schedule, clipping, checkpoints, exact resume, NaN check and torchrun support;
+    `validate(model)` (main process only) returns what goes into the history.
+    """
+    device = distributed.start_if_launched(torch.device(device))
     main_process = distributed.is_main_process()
     model.to(device)
     if config.channels_last:
@@ -426,21 +468,21 @@ def train_sr(
         for step, batch in batches:
             for group in optimizer.param_groups:
                 group["lr"] = config.learning_rate_at(step, result.steps)
-            loss = train_step(network, optimizer, batch, loss_fn, config, device, autocast)
+            loss = train_step(network, optimizer, batch, batch_loss, config, device, autocast)
             result.seconds += time.perf_counter() - started
             check_finite(loss, step, result, checkpoint_path)
             result.losses.append(loss)
             progress.update(1)
             progress.set_postfix(loss=f"{loss:.4g}", refresh=False)
             if main_process and is_due(step + 1, config.validate_every):
-                validate_into(result, model, splits, device)
+                validate_into(result, model, validate)
             if is_due(step + 1, config.checkpoint_every):
                 checkpoint()
             started = time.perf_counter()
             if stop_after is not None and step + 1 - result.resumed_from >= stop_after:
                 break
     if main_process and len(result.losses) == result.steps:
-        validate_into(result, model, splits, device)
+        validate_into(result, model, validate)
     checkpoint()
     model.eval()
     return result

@@ -1,0 +1,116 @@
+"""Training and measuring the guiding recognizer: teacher-forced cross-entropy, word accuracy,
+and the character confusions that weight the text-focus loss's content term."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ocrsr_lib.data.labels import normalize_label
+from ocrsr_lib.losses import SYMBOLS, confusion_counts, weights_from_confusions
+from ocrsr_lib.models import Bicubic
+from ocrsr_lib.models.recognizer import TextRecognizer, encode_labels, to_recognizer_input
+from ocrsr_lib.train import BatchLoss
+
+IMAGE_SOURCES = ("hr", "lr", "bicubic")
+
+
+def guide_label(label: str) -> str:
+    """A label as the guide reads it: lower case, digits and letters only."""
+    return normalize_label(label)
+
+
+def recognizer_batch_loss(label_smoothing: float = 0.0) -> BatchLoss:
+    """Teacher-forced cross-entropy of the recognizer on the HR images of a TextZoom batch."""
+
+    def batch_loss(network: nn.Module, batch: tuple, device: torch.device) -> torch.Tensor:
+        _, hr, labels = batch
+        length, decoder_input, targets = encode_labels(labels, device=device)
+        output = network(to_recognizer_input(hr.to(device)), length, decoder_input)
+        return F.cross_entropy(output.logits, targets, label_smoothing=label_smoothing)
+
+    return batch_loss
+
+
+def images_for_reading(lr: torch.Tensor, hr: torch.Tensor, source: str | nn.Module) -> torch.Tensor:
+    """The images to read: HR, LR (upscaled by bicubic to the recognizer's size) or SR."""
+    if isinstance(source, nn.Module):
+        return source(lr)
+    if source == "hr":
+        return hr
+    if source in ("lr", "bicubic"):
+        return Bicubic()(lr)
+    raise ValueError(f"unknown image source {source!r}; choose one of {IMAGE_SOURCES} or a model")
+
+
+@torch.no_grad()
+def word_accuracy(
+    recognizer: TextRecognizer,
+    dataset: Dataset,
+    source: str | nn.Module = "hr",
+    device: torch.device | str = "cpu",
+    batch_size: int = 128,
+) -> float:
+    """Share of words read exactly (case and punctuation ignored, as TextZoom scores)."""
+    recognizer.to(device)
+    model = source if isinstance(source, nn.Module) else None
+    was_training = model.training if model is not None else False
+    if model is not None:
+        model.to(device).eval()
+    correct = total = 0
+    try:
+        for lr, hr, labels in DataLoader(dataset, batch_size=batch_size):
+            images = images_for_reading(lr.to(device), hr.to(device), source)
+            read = recognizer.read(images)
+            correct += sum(r == guide_label(t) for r, t in zip(read, labels, strict=True))
+            total += len(labels)
+    finally:
+        if model is not None:
+            model.train(was_training)
+    return correct / max(total, 1)
+
+
+def accuracy_table(
+    recognizer: TextRecognizer,
+    splits: Mapping[str, Dataset],
+    sources: Mapping[str, str | nn.Module],
+    device: torch.device | str = "cpu",
+) -> dict[str, dict[str, float]]:
+    """Word accuracy per image source (rows) and split (columns), with a size-weighted average."""
+    table: dict[str, dict[str, float]] = {}
+    total = sum(len(split) for split in splits.values())
+    for name, source in sources.items():
+        row = {
+            split: word_accuracy(recognizer, data, source, device) for split, data in splits.items()
+        }
+        row["average"] = sum(row[s] * len(d) for s, d in splits.items()) / total
+        table[name] = row
+    return table
+
+
+@torch.no_grad()
+def confusion_weights(
+    recognizer: TextRecognizer,
+    dataset: Dataset,
+    source: str | nn.Module = "bicubic",
+    strength: float = 1.0,
+    device: torch.device | str = "cpu",
+    batch_size: int = 128,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(counts, weight table) from the recognizer's teacher-forced reading of `source` images.
+
+    Each character position is read with the true previous characters given (as the loss
+    does), so counts pair every true symbol with the symbol read in its place.
+    """
+    recognizer.to(device).eval()
+    counts = torch.zeros(SYMBOLS, SYMBOLS, dtype=torch.long)
+    for lr, hr, labels in DataLoader(dataset, batch_size=batch_size):
+        images = images_for_reading(lr.to(device), hr.to(device), source)
+        length, decoder_input, targets = encode_labels(labels, device=device)
+        logits = recognizer(to_recognizer_input(images), length, decoder_input).logits
+        counts += confusion_counts(logits, targets).cpu()
+    return counts, weights_from_confusions(counts, strength)

@@ -1,0 +1,123 @@
+"""Training and measuring the guiding recognizer: loss, accuracy, confusions, cached recipes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ocrsr_lib import recipes
+from ocrsr_lib.config import setup
+from ocrsr_lib.losses import SYMBOLS
+from ocrsr_lib.models.recognizer import (
+    RECOGNIZER_CONFIGS,
+    TextRecognizer,
+    encode_labels,
+    to_recognizer_input,
+)
+from ocrsr_lib.reading import (
+    accuracy_table,
+    confusion_weights,
+    guide_label,
+    images_for_reading,
+    recognizer_batch_loss,
+    word_accuracy,
+)
+from ocrsr_lib.train import TrainConfig
+
+
+def tiny_words(count: int = 8) -> list[tuple[torch.Tensor, torch.Tensor, str]]:
+    generator = torch.Generator().manual_seed(0)
+    words = ["Cat", "dog!", "a1", "ZOOM", "x", "b-2", "hello", "42"]
+    return [
+        (
+            torch.rand(3, 16, 64, generator=generator),
+            torch.rand(3, 32, 128, generator=generator),
+            words[i % len(words)],
+        )
+        for i in range(count)
+    ]
+
+
+class FixedReader(nn.Module):
+    """Reads every image as the next word of a fixed list."""
+
+    def __init__(self, answers: list[str]) -> None:
+        super().__init__()
+        self.answers = answers
+
+    def read(self, images: torch.Tensor) -> list[str]:
+        return self.answers[: len(images)]
+
+
+def test_guide_labels_and_accuracy_ignore_case_and_punctuation():
+    assert guide_label("Dog!") == "dog" and guide_label("b-2") == "b2"
+    data = tiny_words(4)  # Cat, dog!, a1, ZOOM
+    reader = FixedReader(["cat", "dog", "al", "zoom"])
+    assert word_accuracy(reader, data, "hr") == 0.75
+    table = accuracy_table(reader, {"easy": data, "hard": data[:2]}, {"HR": "hr"})
+    assert table["HR"] == {"easy": 0.75, "hard": 1.0, "average": pytest.approx(5 / 6)}
+    with pytest.raises(ValueError, match="unknown image source 'sr'"):
+        word_accuracy(reader, data, "sr")
+
+
+def test_images_for_reading_upscale_lr_and_run_models():
+    lr, hr = torch.rand(2, 3, 16, 64), torch.rand(2, 3, 32, 128)
+    assert images_for_reading(lr, hr, "hr") is hr
+    assert images_for_reading(lr, hr, "lr").shape == hr.shape
+    doubled = images_for_reading(lr, hr, nn.Upsample(scale_factor=2))
+    assert torch.equal(doubled, F.interpolate(lr, scale_factor=2))
+
+
+def test_recognizer_loss_is_teacher_forced_cross_entropy_and_training_lowers_it():
+    torch.manual_seed(0)
+    model = TextRecognizer(RECOGNIZER_CONFIGS["demo"]).eval()  # dropout off: deterministic
+    data = tiny_words()
+    lr, hr, labels = (
+        torch.stack([d[0] for d in data]),
+        torch.stack([d[1] for d in data]),
+        [d[2] for d in data],
+    )
+    loss = recognizer_batch_loss()(model, (lr, hr, labels), torch.device("cpu"))
+    length, decoder_input, targets = encode_labels(labels)
+    logits = model(to_recognizer_input(hr), length, decoder_input).logits
+    assert loss.item() == pytest.approx(F.cross_entropy(logits, targets).item(), rel=1e-5)
+    before = recognizer_batch_loss()(model, (lr, hr, labels), torch.device("cpu")).item()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(20):
+        optimizer.zero_grad()
+        recognizer_batch_loss()(model, (lr, hr, labels), torch.device("cpu")).backward()
+        optimizer.step()
+    after = recognizer_batch_loss()(model, (lr, hr, labels), torch.device("cpu")).item()
+    assert after < before
+
+
+def test_confusion_weights_count_every_character_and_end_token():
+    torch.manual_seed(0)
+    model = TextRecognizer(RECOGNIZER_CONFIGS["demo"])
+    data = tiny_words()
+    counts, table = confusion_weights(model, data, "bicubic", strength=2.0)
+    characters = sum(len(guide_label(word)) + 1 for _, _, word in data)
+    assert counts.shape == (SYMBOLS, SYMBOLS) and counts.sum().item() == characters
+    assert torch.equal(table.diagonal(), torch.ones(SYMBOLS))
+    assert table.min() >= 1.0 and table.max() <= 3.0
+
+
+def test_trained_recognizer_is_cached_and_validated(tiny_recipes, monkeypatch):
+    session = setup("demo", device="cpu", textzoom=tiny_recipes, verbose=False)
+    tiny = TrainConfig(steps=3, batch_size=4, learning_rate=1e-3)
+    demo = {"guide": recipes.RecognizerRecipe("demo", tiny)}
+    monkeypatch.setitem(recipes.RECOGNIZER_RECIPES, "demo", demo)
+    first = recipes.trained_recognizer(session, "guide")
+    assert first.checkpoint.is_file() and not first.model.training
+    accuracy = first.result.validations[-1]["validation"]["accuracy"]
+    assert 0.0 <= accuracy <= 1.0
+    again = recipes.trained_recognizer(session, "guide")
+    assert again.result.resumed_from == 3
+    for a, b in zip(
+        first.model.state_dict().values(), again.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="unknown recognizer size 'huge'"):
+        recipes.RecognizerRecipe("huge", tiny)
