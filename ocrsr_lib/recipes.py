@@ -8,6 +8,7 @@ back without training, and a changed recipe never reuses a stale checkpoint.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import asdict, dataclass, replace
@@ -17,13 +18,14 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
-from ocrsr_lib.checkpoints import load_checkpoint, load_state_dict_strict
+from ocrsr_lib.checkpoints import load_checkpoint, load_state_dict_strict, save_checkpoint
 from ocrsr_lib.config import Session
 from ocrsr_lib.data import session_splits, session_textzoom_root
 from ocrsr_lib.data.natural import NaturalImagePairs
+from ocrsr_lib.losses import TextFocusLoss, TextFocusWeights, weights_from_confusions
 from ocrsr_lib.models import EDSR, EDSR_CONFIGS, TBSRN, TBSRN_CONFIGS, RectifiedSR
 from ocrsr_lib.models.recognizer import RECOGNIZER_CONFIGS, TextRecognizer
-from ocrsr_lib.reading import recognizer_batch_loss, word_accuracy
+from ocrsr_lib.reading import confusion_weights, recognizer_batch_loss, word_accuracy
 from ocrsr_lib.train import (
     LossFunction,
     TrainConfig,
@@ -36,6 +38,12 @@ from ocrsr_lib.train import (
 
 SR_MODELS = ("edsr", "stn-edsr", "tbsrn")
 LOSSES: dict[str, LossFunction] = {"mse": mse_loss, "l1": l1_loss}
+# losses that need the guiding recognizer: the text-focus loss and its ablations
+TEXT_FOCUS_TERMS: dict[str, TextFocusWeights] = {
+    "mse+position": TextFocusWeights(content=0.0),
+    "mse+content": TextFocusWeights(position=0.0),
+    "text-focus": TextFocusWeights(),
+}
 DATA = ("text", "natural")
 VALIDATION_PAIRS = 200  # held out of the training split (at most a fifth), never from test
 
@@ -51,6 +59,9 @@ class SRRecipe:
     data: str = "text"  # "text": the session's TextZoom train split; "natural": non-text
     natural_pairs: int = 4000  # size of the non-text set when data == "natural"
     start_from: str | None = None  # the recipe whose trained weights start this one
+    guide: str = "guide"  # the recognizer recipe that guides a text-focus loss
+    confusion_strength: float = 1.0  # weight table 1 + strength * confusion rate
+    loss_scale: float = 1.0  # the official text-focus loop multiplies the loss by 100
 
     def __post_init__(self) -> None:
         if self.model not in SR_MODELS:
@@ -58,8 +69,9 @@ class SRRecipe:
         sizes = TBSRN_CONFIGS if self.model == "tbsrn" else EDSR_CONFIGS
         if self.size not in sizes:
             raise ValueError(f"unknown {self.model} size {self.size!r}; choose from {list(sizes)}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"unknown loss {self.loss!r}; choose one of {sorted(LOSSES)}")
+        if self.loss not in LOSSES and self.loss not in TEXT_FOCUS_TERMS:
+            known = sorted([*LOSSES, *TEXT_FOCUS_TERMS])
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {known}")
         if self.data not in DATA:
             raise ValueError(f"unknown data {self.data!r}; choose one of {DATA}")
 
@@ -82,19 +94,48 @@ def _demo_recipes() -> dict[str, SRRecipe]:
         "edsr": SRRecipe("edsr", "demo", "mse", text, start_from="edsr-natural"),
         "stn-edsr-scratch": SRRecipe("stn-edsr", "demo", "mse", text),
         "tbsrn": SRRecipe("tbsrn", "demo", "mse", tbsrn),
+        **_demo_text_focus_recipes(),
     }
+
+
+def _demo_text_focus_recipes() -> dict[str, SRRecipe]:
+    # chapter 3's ablation: every loss fine-tunes chapter 2's MSE-trained model for the same
+    # number of steps (MSE included, so the comparison is at equal budget)
+    fine_tune = TrainConfig(
+        steps=200,
+        batch_size=16,
+        learning_rate=2e-4,
+        schedule="cosine",
+        warmup_steps=10,
+        validate_every=100,
+    )
+    recipes = {
+        f"stn-edsr-{loss}": SRRecipe("stn-edsr", "demo", loss, fine_tune, start_from="stn-edsr")
+        for loss in ("mse", "mse+position", "mse+content", "text-focus")
+    }
+    tbsrn = replace(fine_tune, steps=400, batch_size=8)
+    recipes["tbsrn-mse"] = SRRecipe("tbsrn", "demo", "mse", tbsrn, start_from="tbsrn")
+    recipes["tbsrn-text-focus"] = SRRecipe("tbsrn", "demo", "text-focus", tbsrn, start_from="tbsrn")
+    return recipes
 
 
 def _paper_recipes() -> dict[str, SRRecipe]:
     # TBSRN's public training settings: Adam 1e-4, betas (0.5, 0.999), batch 16, 500 epochs
     text = TrainConfig(epochs=500, batch_size=16, learning_rate=1e-4, validate_every=2000)
     natural = replace(text, epochs=100)
+    focus = replace(text, gradient_clip=0.25)
     return {
         "edsr-natural": SRRecipe("edsr", "paper", "mse", natural, "natural", natural_pairs=17367),
         "stn-edsr": SRRecipe("stn-edsr", "paper", "mse", text, start_from="edsr-natural"),
         "edsr": SRRecipe("edsr", "paper", "mse", text, start_from="edsr-natural"),
         "stn-edsr-scratch": SRRecipe("stn-edsr", "paper", "mse", text),
         "tbsrn": SRRecipe("tbsrn", "paper", "mse", text),
+        # the paper's SR model: general EDSR + STN trained with the text-focus loss, with the
+        # official loop's x100 loss scale and gradient clipping at 0.25
+        "stn-edsr-text-focus": SRRecipe(
+            "stn-edsr", "paper", "text-focus", focus, start_from="edsr-natural", loss_scale=100.0
+        ),
+        "tbsrn-text-focus": SRRecipe("tbsrn", "paper", "text-focus", focus, loss_scale=100.0),
     }
 
 
@@ -154,6 +195,9 @@ def recipe_key(session: Session, name: str) -> str:
         "recipe": asdict(recipe),
         "data": data_fingerprint(session, recipe),
         "start": recipe_key(session, recipe.start_from) if recipe.start_from else None,
+        "guide": recognizer_checkpoint_path(session, recipe.guide).name
+        if recipe.loss in TEXT_FOCUS_TERMS
+        else None,
     }
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -186,7 +230,7 @@ def trained_sr(session: Session, name: str, stn_at_eval: bool = False) -> Traine
     result = train_sr(
         model,
         train,
-        LOSSES[recipe.loss],
+        loss_for(session, recipe),
         recipe.train,
         checkpoint_path=path,
         validation=validation,
@@ -194,6 +238,36 @@ def trained_sr(session: Session, name: str, stn_at_eval: bool = False) -> Traine
     )
     model.eval()
     return TrainedSR(name, model, result, path)
+
+
+def loss_for(session: Session, recipe: SRRecipe) -> LossFunction:
+    """The recipe's loss; text-focus losses get the trained guide and its confusion weights."""
+    if recipe.loss in LOSSES:
+        return LOSSES[recipe.loss]
+    guide = trained_recognizer(session, recipe.guide).model
+    table = guide_weight_table(session, recipe.guide, recipe.confusion_strength)
+    weights = replace(TEXT_FOCUS_TERMS[recipe.loss], scale=recipe.loss_scale)
+    loss = TextFocusLoss(copy.deepcopy(guide), table, weights)
+    return loss.to(session.device)
+
+
+def guide_confusions(session: Session, guide: str) -> torch.Tensor:
+    """The guide's confusion counts on bicubic-upscaled LR training images (cached)."""
+    checkpoint = recognizer_checkpoint_path(session, guide)
+    path = session.path("tables") / f"confusions-{checkpoint.stem}.pt"
+    if path.is_file():
+        return load_checkpoint(path)["counts"]
+    recognizer = trained_recognizer(session, guide).model
+    counts, _ = confusion_weights(
+        recognizer, session_splits(session)["train"], "bicubic", device=session.device
+    )
+    save_checkpoint(path, {"counts": counts})
+    return counts
+
+
+def guide_weight_table(session: Session, guide: str, strength: float = 1.0) -> torch.Tensor:
+    """The content term's weight table from the guide's confusions on LR images."""
+    return weights_from_confusions(guide_confusions(session, guide), strength)
 
 
 def load_start(model: nn.Module, start: TrainedSR) -> None:

@@ -1,5 +1,6 @@
 """Named SR recipes: validation held out of training, keys that follow the recipe, caching."""
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -66,3 +67,32 @@ def test_a_changed_recipe_gets_a_new_checkpoint(tiny_session, monkeypatch):
     assert recipes.checkpoint_path(tiny_session, "stn-edsr") != before
     with pytest.raises(KeyError, match="no SR recipe 'tbsrn-x'"):
         recipes.recipe_for(tiny_session, "tbsrn-x")
+
+
+def test_a_text_focus_recipe_trains_with_the_guide_and_its_confusion_table(
+    tiny_session, monkeypatch
+):
+    tiny = TrainConfig(steps=2, batch_size=4, learning_rate=1e-3)
+    monkeypatch.setitem(
+        recipes.RECOGNIZER_RECIPES, "demo", {"guide": recipes.RecognizerRecipe("demo", tiny)}
+    )
+    demo = dict(recipes.SR_RECIPES["demo"])
+    demo["focus"] = recipes.SRRecipe("stn-edsr", "demo", "text-focus", tiny, start_from="stn-edsr")
+    monkeypatch.setitem(recipes.SR_RECIPES, "demo", demo)
+    before = recipes.checkpoint_path(tiny_session, "focus")
+    run = recipes.trained_sr(tiny_session, "focus")
+    assert len(run.result.losses) == 2 and all(map(math.isfinite, run.result.losses))
+    counts = recipes.guide_confusions(tiny_session, "guide")
+    assert counts.sum() > 0  # every character of the train split, read by the guide
+    loss = recipes.loss_for(tiny_session, demo["focus"])
+    assert loss.weights.position == 10.0 and loss.weights.content == 0.0005
+    assert torch.equal(loss.weight_table, recipes.guide_weight_table(tiny_session, "guide"))
+    # a retrained guide makes a new checkpoint name for every recipe it guides
+    monkeypatch.setitem(
+        recipes.RECOGNIZER_RECIPES,
+        "demo",
+        {"guide": recipes.RecognizerRecipe("demo", replace(tiny, steps=3))},
+    )
+    assert recipes.checkpoint_path(tiny_session, "focus") != before
+    with pytest.raises(ValueError, match="unknown loss 'ocr'"):
+        recipes.SRRecipe("edsr", "demo", "ocr", tiny)
