@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# progress bars off while chapters execute unattended: their messages can flood the kernel's
+# output queue during long training cells (nbval then loses the cell's final status)
+QUIET := OCRSR_PROGRESS=0
 
 .PHONY: book test lint bench notebooks clean
 
@@ -13,18 +16,18 @@ $(STAMP): pyproject.toml
 
 ## Execute every chapter on the default (demo) profile and render the HTML book into _build/html.
 book: $(STAMP)
-	$(BIN)/jupyter-book build . --warningiserror --keep-going
+	$(QUIET) $(BIN)/jupyter-book build . --warningiserror --keep-going
 	@echo "Book rendered: _build/html/index.html"
 
 ## Lint, unit tests, then re-execute every chapter with nbval.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q tests
-	$(BIN)/pytest -q --nbval-lax book/
+	$(QUIET) $(BIN)/pytest -q --nbval-lax --nbval-cell-timeout=3600 book/
 
 ## Re-execute the committed notebooks in place (for authors, after editing a chapter).
 notebooks: $(STAMP)
-	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=-1 book/*.ipynb
+	$(QUIET) $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=-1 book/*.ipynb
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_benchmarks.py

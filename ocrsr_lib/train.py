@@ -22,13 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
-from tqdm.auto import tqdm
 
 from ocrsr_lib import distributed
 from ocrsr_lib.checkpoints import load_checkpoint, load_state_dict_strict, save_checkpoint
 from ocrsr_lib.config import seed_everything
 from ocrsr_lib.data.textzoom import TEST_DIFFICULTIES
 from ocrsr_lib.metrics import evaluate_sr
+from ocrsr_lib.progress import progress_bar
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor, Sequence[str]], torch.Tensor]
 BatchLoss = Callable[[nn.Module, tuple, torch.device], torch.Tensor]  # (network, batch, device)
@@ -457,7 +457,7 @@ def train_model(
     network = distributed.wrap(model, device)
     model.train()
     batches = batches_from(train_dataset, config, result.resumed_from, device.type == "cuda")
-    with tqdm(
+    with progress_bar(
         total=result.steps,
         initial=result.resumed_from,
         desc="training",

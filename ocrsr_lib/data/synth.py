@@ -24,7 +24,6 @@ import matplotlib
 import numpy as np
 import wordfreq
 from PIL import Image, ImageDraw, ImageFont
-from tqdm.auto import tqdm
 
 from ocrsr_lib.data.textzoom import (
     HR_SIZE,
@@ -33,6 +32,7 @@ from ocrsr_lib.data.textzoom import (
     TextZoomSample,
     write_textzoom_lmdb,
 )
+from ocrsr_lib.progress import progress_bar
 
 GENERATOR_VERSION = 1
 SCENE_SCALE = 2  # the sharp scene is rendered at twice the HR resolution
@@ -386,7 +386,7 @@ def generate_split(
     """Render `count` pairs of `split` and write them as a TextZoom LMDB split at `path`."""
     workers = workers if workers is not None else min(4, multiprocessing.cpu_count())
     samples = iterate_split(seed, split, count, workers)
-    progress = tqdm(samples, total=count, desc=f"synthetic {split}", leave=False)
+    progress = progress_bar(samples, total=count, desc=f"synthetic {split}", leave=False)
     return write_textzoom_lmdb(path, progress)
 
 
