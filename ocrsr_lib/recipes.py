@@ -170,14 +170,25 @@ def hold_out(dataset: Dataset, count: int, seed: int = 0) -> tuple[Subset, Subse
     return Subset(dataset, sorted(order[count:])), Subset(dataset, sorted(order[:count]))
 
 
+def text_train_and_validation(session: Session) -> tuple[Subset, Subset]:
+    """The session's train split minus a held-out validation part (at most a fifth)."""
+    full = session_splits(session)["train"]
+    return hold_out(full, min(VALIDATION_PAIRS, len(full) // 5), session.seed)
+
+
+def short_hash(parts: dict) -> str:
+    """12 hex digits of the SHA-256 of `parts` as sorted JSON: names a cached artifact."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def recipe_data(session: Session, recipe: SRRecipe) -> tuple[Dataset, dict[str, Dataset]]:
     """Training data and validation splits; text validation is held out of the train split."""
     if recipe.data == "natural":
         train = NaturalImagePairs(recipe.natural_pairs, seed=session.seed)
         validation = NaturalImagePairs(VALIDATION_PAIRS, seed=session.seed + 1)
         return train, {"natural-validation": validation}
-    full = session_splits(session)["train"]
-    train, validation = hold_out(full, min(VALIDATION_PAIRS, len(full) // 5), session.seed)
+    train, validation = text_train_and_validation(session)
     return train, {"validation": validation}
 
 
@@ -199,8 +210,7 @@ def recipe_key(session: Session, name: str) -> str:
         if recipe.loss in TEXT_FOCUS_TERMS
         else None,
     }
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return short_hash(parts)
 
 
 def checkpoint_path(session: Session, name: str) -> Path:
@@ -340,8 +350,7 @@ def recognizer_checkpoint_path(session: Session, name: str) -> Path:
     """Where the recognizer recipe's training checkpoint lives in the session's cache."""
     recipe = recognizer_recipe_for(session, name)
     parts = {"recipe": asdict(recipe), "data": f"text:{session_textzoom_root(session)}"}
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-    return session.path("checkpoints") / f"recognizer-{name}-{digest[:12]}.pt"
+    return session.path("checkpoints") / f"recognizer-{name}-{short_hash(parts)}.pt"
 
 
 @dataclass
@@ -359,8 +368,7 @@ def trained_recognizer(session: Session, name: str) -> TrainedRecognizer:
     recipe = recognizer_recipe_for(session, name)
     torch.manual_seed(recipe.train.seed)
     model = TextRecognizer(RECOGNIZER_CONFIGS[recipe.size])
-    full = session_splits(session)["train"]
-    train, validation = hold_out(full, min(VALIDATION_PAIRS, len(full) // 5), session.seed)
+    train, validation = text_train_and_validation(session)
 
     def validate(trained: nn.Module) -> dict:
         device = next(trained.parameters()).device
