@@ -89,6 +89,17 @@ def weights_from_confusions(counts: torch.Tensor, strength: float = 1.0) -> torc
     return (1 + strength * rates).float()
 
 
+def most_confused(counts: torch.Tensor, top: int = 10) -> list[tuple[str, str, int, float]]:
+    """The `top` off-diagonal confusions as (true, read, count, rate of the true symbol's reads)."""
+    if counts.dim() != 2 or counts.shape != (SYMBOLS, SYMBOLS):
+        raise ValueError(f"confusion counts must be {SYMBOLS}x{SYMBOLS}, got {tuple(counts.shape)}")
+    off = counts.clone().fill_diagonal_(0)
+    rates = counts.double() / counts.sum(dim=1, keepdim=True).clamp(min=1)
+    order = off.flatten().argsort(descending=True, stable=True)[:top]
+    pairs = [(int(i) // SYMBOLS, int(i) % SYMBOLS) for i in order if off.flatten()[i] > 0]
+    return [(ALPHABET[t], ALPHABET[r], int(counts[t, r]), float(rates[t, r])) for t, r in pairs]
+
+
 def official_weight_table(confuse: np.ndarray | torch.Tensor) -> torch.Tensor:
     """The official 37x37 table from a `confuse.pkl` matrix (62x62: digits, upper, lower).
 
@@ -172,6 +183,15 @@ class TextFocusLoss(nn.Module):
         return self
 
     def forward(self, sr: torch.Tensor, hr: torch.Tensor, labels: Sequence[str]) -> torch.Tensor:
+        terms = self.terms(sr, hr, labels)
+        self.last_terms = {name: value.item() for name, value in terms.items()}
+        total = sum(getattr(self.weights, name) * value for name, value in terms.items())
+        return self.weights.scale * total
+
+    def terms(
+        self, sr: torch.Tensor, hr: torch.Tensor, labels: Sequence[str]
+    ) -> dict[str, torch.Tensor]:
+        """The unweighted value of every switched-on term ("mse", "position", "content")."""
         weights = self.weights
         terms: dict[str, torch.Tensor] = {}
         if weights.mse:
@@ -189,6 +209,20 @@ class TextFocusLoss(nn.Module):
                 )
         if not terms:
             raise ValueError("every term of the text-focus loss is switched off")
-        self.last_terms = {name: value.item() for name, value in terms.items()}
-        total = sum(getattr(weights, name) * value for name, value in terms.items())
-        return weights.scale * total
+        return terms
+
+    def term_gradients(
+        self, sr: torch.Tensor, hr: torch.Tensor, labels: Sequence[str]
+    ) -> dict[str, dict[str, float]]:
+        """Each switched-on term's weighted value and the norm of its gradient on the SR image.
+
+        Values say what the loss curve shows; gradient norms say how hard each term actually
+        pushes the SR model (the balance of the terms).
+        """
+        sr = sr.detach().requires_grad_(True)
+        report = {}
+        for name, value in self.terms(sr, hr, labels).items():
+            weighted = self.weights.scale * getattr(self.weights, name) * value
+            (gradient,) = torch.autograd.grad(weighted, sr, retain_graph=True)
+            report[name] = {"value": weighted.item(), "gradient norm": gradient.norm().item()}
+        return report

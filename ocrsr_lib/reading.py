@@ -3,7 +3,7 @@ and the character confusions that weight the text-focus loss's content term."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -13,7 +13,12 @@ from torch.utils.data import DataLoader, Dataset
 from ocrsr_lib.data.labels import normalize_label
 from ocrsr_lib.losses import SYMBOLS, confusion_counts, weights_from_confusions
 from ocrsr_lib.models import Bicubic
-from ocrsr_lib.models.recognizer import TextRecognizer, encode_labels, to_recognizer_input
+from ocrsr_lib.models.recognizer import (
+    INPUT_SIZE,
+    TextRecognizer,
+    encode_labels,
+    to_recognizer_input,
+)
 from ocrsr_lib.train import BatchLoss
 
 IMAGE_SOURCES = ("hr", "lr", "bicubic")
@@ -37,12 +42,14 @@ def recognizer_batch_loss(label_smoothing: float = 0.0) -> BatchLoss:
 
 
 def images_for_reading(lr: torch.Tensor, hr: torch.Tensor, source: str | nn.Module) -> torch.Tensor:
-    """The images to read: HR, LR (upscaled by bicubic to the recognizer's size) or SR."""
+    """The images to read: HR, LR (each pixel repeated 2x2, nothing added), bicubic LR or SR."""
     if isinstance(source, nn.Module):
         return source(lr)
     if source == "hr":
         return hr
-    if source in ("lr", "bicubic"):
+    if source == "lr":
+        return F.interpolate(lr, size=hr.shape[-2:], mode="nearest")
+    if source == "bicubic":
         return Bicubic()(lr)
     raise ValueError(f"unknown image source {source!r}; choose one of {IMAGE_SOURCES} or a model")
 
@@ -90,6 +97,33 @@ def accuracy_table(
         row["average"] = sum(row[s] * len(d) for s, d in splits.items()) / total
         table[name] = row
     return table
+
+
+def format_accuracy(table: Mapping[str, Mapping[str, float]], label: str = "images") -> str:
+    """An accuracy table (rows, then columns such as splits) as plain text in percent."""
+    columns = list(next(iter(table.values())))
+    width = max(len(label), *(len(row) for row in table)) + 2
+    lines = [f"{label:{width}s}" + "".join(f"{column:>10s}" for column in columns)]
+    for name, row in table.items():
+        lines.append(f"{name:{width}s}" + "".join(f"{100 * row[c]:9.1f}%" for c in columns))
+    return "\n".join(lines)
+
+
+@torch.no_grad()
+def attention_maps(
+    recognizer: TextRecognizer, images: torch.Tensor, labels: Sequence[str]
+) -> torch.Tensor:
+    """Where the recognizer looks for each character: (B, T, h, w), heads averaged.
+
+    Teacher-forced as in the loss; position t is the t-th character (the last one is the
+    end token). h x w is the encoder's feature grid, a quarter of the 32x128 input.
+    """
+    length, decoder_input, _ = encode_labels(labels, device=images.device)
+    attention = recognizer.eval()(to_recognizer_input(images), length, decoder_input).attention
+    positions = attention.shape[-1]
+    height = round((positions * INPUT_SIZE[0] / INPUT_SIZE[1]) ** 0.5)
+    maps = attention.mean(dim=1)
+    return maps.reshape(*maps.shape[:2], height, positions // height)
 
 
 @torch.no_grad()

@@ -231,6 +231,7 @@ class TrainedSR:
 def trained_sr(session: Session, name: str, stn_at_eval: bool = False) -> TrainedSR:
     """The recipe's trained model: trained now (resuming if interrupted) or from the cache."""
     recipe = recipe_for(session, name)
+    torch.manual_seed(recipe.train.seed)  # the same initial weights whatever ran before
     model = build_sr_model(recipe.model, recipe.size, stn_at_eval)
     path = checkpoint_path(session, name)
     if recipe.start_from and not path.exists():

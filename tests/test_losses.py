@@ -17,11 +17,12 @@ from ocrsr_lib.losses import (
     TextFocusWeights,
     confusion_counts,
     load_official_confusion,
+    most_confused,
     official_weight_table,
     weighted_cross_entropy,
     weights_from_confusions,
 )
-from ocrsr_lib.models.recognizer import TextRecognizer, encode_labels, to_recognizer_input
+from ocrsr_lib.models.recognizer import ALPHABET, TextRecognizer, encode_labels, to_recognizer_input
 from ocrsr_lib.official_weights import load_official
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official"
@@ -139,3 +140,29 @@ def test_content_term_is_the_weighted_ce_of_the_guide_on_sr(reference, guide):
     with torch.no_grad():
         logits = guide(to_recognizer_input(reference["sr"]), length, decoder_input).logits
     assert value.item() == pytest.approx(weighted_cross_entropy(logits, targets, table).item())
+
+
+def test_term_gradients_report_each_weighted_term_and_sum_to_the_loss_gradient(reference, guide):
+    loss = TextFocusLoss(guide, reference["weight_table"].float())
+    sr, hr, labels = reference["sr"], reference["hr"], reference["raw_labels"]
+    report = loss.term_gradients(sr, hr, labels)
+    assert set(report) == {"mse", "position", "content"}
+    assert report["position"]["value"] == pytest.approx(
+        10 * loss.terms(sr, hr, labels)["position"].item(), 1e-5
+    )
+    total = sum(row["value"] for row in report.values())
+    assert total == pytest.approx(loss(sr, hr, labels).item(), rel=1e-5)
+    # the MSE gradient by hand: 2 (sr - hr) / N on the RGB channels, zero on the mask
+    expected = (2 * (sr[:, :3] - hr[:, :3]) / sr[:, :3].numel()).norm().item()
+    assert report["mse"]["gradient norm"] == pytest.approx(expected, rel=1e-5)
+    assert all(p.grad is None for p in guide.parameters())
+
+
+def test_most_confused_lists_off_diagonal_pairs_by_count():
+    counts = torch.zeros(SYMBOLS, SYMBOLS, dtype=torch.long)
+    letter_o, zero, letter_l, one = (ALPHABET.index(c) for c in "o0l1")
+    counts[letter_o, letter_o], counts[letter_o, zero] = 6, 4  # 'o' read as '0' in 4 of 10
+    counts[letter_l, one], counts[letter_l, letter_l] = 1, 1
+    assert most_confused(counts, top=5) == [("o", "0", 4, 0.4), ("l", "1", 1, 0.5)]
+    with pytest.raises(ValueError, match="must be 37x37"):
+        most_confused(torch.zeros(3, 3))

@@ -18,7 +18,9 @@ from ocrsr_lib.models.recognizer import (
 )
 from ocrsr_lib.reading import (
     accuracy_table,
+    attention_maps,
     confusion_weights,
+    format_accuracy,
     guide_label,
     images_for_reading,
     recognizer_batch_loss,
@@ -65,7 +67,11 @@ def test_guide_labels_and_accuracy_ignore_case_and_punctuation():
 def test_images_for_reading_upscale_lr_and_run_models():
     lr, hr = torch.rand(2, 3, 16, 64), torch.rand(2, 3, 32, 128)
     assert images_for_reading(lr, hr, "hr") is hr
-    assert images_for_reading(lr, hr, "lr").shape == hr.shape
+    pixels = images_for_reading(lr, hr, "lr")
+    assert pixels.shape == hr.shape
+    assert torch.equal(pixels[..., ::2, ::2], lr) and torch.equal(pixels[..., 1::2, 1::2], lr)
+    smooth = images_for_reading(lr, hr, "bicubic")
+    assert smooth.shape == hr.shape and not torch.equal(smooth, pixels)
     doubled = images_for_reading(lr, hr, nn.Upsample(scale_factor=2))
     assert torch.equal(doubled, F.interpolate(lr, scale_factor=2))
 
@@ -121,3 +127,22 @@ def test_trained_recognizer_is_cached_and_validated(tiny_recipes, monkeypatch):
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="unknown recognizer size 'huge'"):
         recipes.RecognizerRecipe("huge", tiny)
+
+
+def test_attention_maps_are_per_character_distributions_on_the_feature_grid():
+    torch.manual_seed(0)
+    model = TextRecognizer(RECOGNIZER_CONFIGS["demo"])
+    maps = attention_maps(model, torch.rand(2, 3, 32, 128), ["ab", "hello"])
+    assert maps.shape == (2, 6, 8, 32)  # longest word + end token, a quarter of 32x128
+    assert torch.allclose(maps.sum(dim=(2, 3)), torch.ones(2, 6), atol=1e-5)
+    assert not model.training
+
+
+def test_format_accuracy_prints_percentages_per_row_and_column():
+    text = format_accuracy(
+        {"HR": {"easy": 0.5, "average": 0.25}, "bicubic": {"easy": 0.125, "average": 0.0}}
+    )
+    lines = text.splitlines()
+    assert lines[0].split() == ["images", "easy", "average"]
+    assert lines[1].split() == ["HR", "50.0%", "25.0%"]
+    assert lines[2].split() == ["bicubic", "12.5%", "0.0%"]

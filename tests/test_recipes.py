@@ -59,6 +59,15 @@ def test_trained_recipes_are_cached_and_start_from_their_pretraining(tiny_sessio
     assert torch.equal(reloaded.sr.tail[-1].weight, first.model.sr.tail[-1].weight)
 
 
+def test_a_recipe_trains_to_the_same_weights_whatever_ran_before(tiny_session, tmp_path):
+    first = recipes.trained_sr(tiny_session, "edsr").model.state_dict()
+    recipes.checkpoint_path(tiny_session, "edsr").unlink()
+    torch.rand(1000)  # another chapter or command consumed random numbers in between
+    second = recipes.trained_sr(tiny_session, "edsr").model.state_dict()
+    for name, weight in first.items():
+        assert torch.equal(weight, second[name]), name
+
+
 def test_a_changed_recipe_gets_a_new_checkpoint(tiny_session, monkeypatch):
     before = recipes.checkpoint_path(tiny_session, "stn-edsr")
     demo = dict(recipes.SR_RECIPES["demo"])
