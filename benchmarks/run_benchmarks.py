@@ -1,6 +1,7 @@
 """Benchmarks: measured figures for the closing notes and the book's appendix (not tests).
 
-Prints a table: synthetic TextZoom generation rate and LMDB loading rate through a DataLoader.
+Prints a table: synthetic TextZoom generation rate, LMDB loading rate through a DataLoader, and
+SR training speed with the MSE and with the text-focus loss (the cost of the guide).
 Run with `make bench` or `.venv/bin/python benchmarks/run_benchmarks.py [--pairs N]`.
 """
 
@@ -18,7 +19,11 @@ from torch.utils.data import DataLoader
 
 from ocrsr_lib.data import TextZoomDataset
 from ocrsr_lib.data.synth import generate_split
+from ocrsr_lib.losses import TextFocusLoss
 from ocrsr_lib.models import EDSR, EDSR_CONFIGS, TBSRN, TBSRN_CONFIGS, RectifiedSR
+from ocrsr_lib.models.recognizer import RECOGNIZER_CONFIGS, TextRecognizer
+
+WORDS = ["street", "coffee", "open", "24", "exit", "bakery", "no", "parking"]
 
 
 def machine() -> str:
@@ -53,18 +58,32 @@ def loading_rate(split: Path, workers: int, batch_size: int = 64, epochs: int = 
     return epochs * len(dataset) / (time.perf_counter() - start)
 
 
-def sr_training_rate(model: torch.nn.Module, batch_size: int = 16, steps: int = 8) -> float:
-    """Images per second of MSE training steps (forward, backward, Adam) on random LR/HR pairs."""
+def sr_training_rate(
+    model: torch.nn.Module,
+    batch_size: int = 16,
+    steps: int = 8,
+    loss: TextFocusLoss | None = None,
+) -> float:
+    """Images per second of SR training steps (forward, backward, Adam) on random pairs.
+
+    The loss is the MSE, or a text-focus loss (its guide's weights do not change its cost).
+    """
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     lr = torch.rand(batch_size, 3, 16, 64, device=device)
     hr = torch.rand(batch_size, 3, 32, 128, device=device)
+    words = [WORDS[i % len(WORDS)] for i in range(batch_size)]
+    if loss is not None:
+        loss.to(device)
 
     def step() -> None:
-        loss = torch.nn.functional.mse_loss(model(lr), hr)
+        if loss is None:
+            value = torch.nn.functional.mse_loss(model(lr), hr)
+        else:
+            value = loss(model(lr), hr, words)
         optimizer.zero_grad()
-        loss.backward()
+        value.backward()
         optimizer.step()
 
     step()  # warm-up
@@ -98,11 +117,15 @@ def main() -> None:
         "STN+EDSR paper": lambda: RectifiedSR(EDSR(EDSR_CONFIGS["paper"])),
     }
     for name, build in models.items():
-        batch = 16 if "demo" in name else 2
+        size = "demo" if "demo" in name else "paper"
+        batch = 16 if size == "demo" else 2
         rows.append((f"SR training (MSE), {name}, batch {batch}", sr_training_rate(build(), batch)))
-    print(f"{'measurement':55s} {'pairs or images/s':>18s}")
+        guide = TextRecognizer(RECOGNIZER_CONFIGS[size])
+        rate = sr_training_rate(build(), batch, loss=TextFocusLoss(guide))
+        rows.append((f"SR training (text-focus, {size} guide), {name}, batch {batch}", rate))
+    print(f"{'measurement':64s} {'pairs or images/s':>18s}")
     for name, rate in rows:
-        print(f"{name:55s} {rate:18.1f}")
+        print(f"{name:64s} {rate:18.1f}")
 
 
 if __name__ == "__main__":
