@@ -310,11 +310,12 @@ class RecognizerRecipe:
             raise ValueError(f"unknown recognizer size {self.size!r}: {list(RECOGNIZER_CONFIGS)}")
 
 
-def _recognizer_recipes(size: str, train: TrainConfig, judge: TrainConfig) -> dict:
-    # the judge has its own seed (initial weights, batch order): an opinion that never guided SR
+def _recognizer_recipes(size: str, train: TrainConfig) -> dict[str, RecognizerRecipe]:
+    # the judge differs only by its seed (initial weights, batch order): an opinion that never
+    # guided SR training
     return {
         "guide": RecognizerRecipe(size, train),
-        "judge": RecognizerRecipe(size, replace(judge, seed=train.seed + 1)),
+        "judge": RecognizerRecipe(size, replace(train, seed=train.seed + 1)),
     }
 
 
@@ -327,10 +328,9 @@ _DEMO_GUIDE = TrainConfig(
     validate_every=500,
 )
 _PAPER_GUIDE = TrainConfig(epochs=100, batch_size=64, learning_rate=1e-4, validate_every=2000)
-# the demo judge trains for two thirds of the guide's steps: the chapter budget is tight
 RECOGNIZER_RECIPES: dict[str, dict[str, RecognizerRecipe]] = {
-    "demo": _recognizer_recipes("demo", _DEMO_GUIDE, replace(_DEMO_GUIDE, steps=1000)),
-    "paper": _recognizer_recipes("paper", _PAPER_GUIDE, _PAPER_GUIDE),
+    "demo": _recognizer_recipes("demo", _DEMO_GUIDE),
+    "paper": _recognizer_recipes("paper", _PAPER_GUIDE),
 }
 
 

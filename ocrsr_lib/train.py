@@ -481,8 +481,10 @@ def train_model(
             started = time.perf_counter()
             if stop_after is not None and step + 1 - result.resumed_from >= stop_after:
                 break
+    validations_before = len(result.validations)
     if main_process and len(result.losses) == result.steps:
         validate_into(result, model, validate)
-    checkpoint()
+    if len(result.losses) > result.resumed_from or len(result.validations) > validations_before:
+        checkpoint()  # a finished run read from the cache is not written again
     model.eval()
     return result

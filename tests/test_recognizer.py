@@ -228,7 +228,10 @@ class ScriptedRecognizer(TextRecognizer):
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         return images
 
-    def decode(self, features, decoder_input):
+    def decoding_memory(self, features):
+        return None
+
+    def decode(self, features, decoder_input, memory=None):
         batch, steps = decoder_input.shape
         logits = torch.zeros(batch, steps, len(ALPHABET))
         for b, ids in enumerate(self.words):
@@ -260,3 +263,14 @@ def test_greedy_read_is_batched_and_agrees_with_teacher_forcing():
     # every character read is the teacher-forced argmax, and so is the end of a word that ended
     checked = torch.cat([torch.tensor([True] * len(w) + [len(w) < 6]) for w in batched])
     assert torch.equal(predicted[checked], targets[checked])
+
+
+def test_decoding_with_the_projected_image_memory_equals_decoding_without_it():
+    model = load_official("tbsrn-recognizer", WEIGHTS)
+    images = torch.rand(2, 1, 32, 128, generator=torch.Generator().manual_seed(3))
+    ids = torch.tensor([[0, 11, 12], [0, 5, 0]])
+    with torch.no_grad():
+        features = model.encode(images)
+        plain = model.decode(features, ids)
+        cached = model.decode(features, ids, model.decoding_memory(features))
+    assert torch.equal(plain[0], cached[0]) and torch.equal(plain[1], cached[1])

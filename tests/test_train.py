@@ -79,6 +79,16 @@ def test_killed_and_resumed_run_ends_with_identical_weights(tmp_path):
         assert torch.equal(tensor, resumed.state_dict()[name]), name
 
 
+def test_a_finished_run_is_read_and_not_written_again(tmp_path):
+    config = TrainConfig(steps=3, batch_size=4, learning_rate=1e-2)
+    path = tmp_path / "done.pt"
+    train_sr(TinySR(), tiny_dataset(), mse_loss, config, path)
+    written = path.stat().st_mtime_ns
+    again = train_sr(TinySR(), tiny_dataset(), mse_loss, config, path)
+    assert again.resumed_from == 3 and len(again.losses) == 3
+    assert path.stat().st_mtime_ns == written
+
+
 class CrashInCall:
     """An L1 loss that raises in its n-th call, as a process killed mid-step would stop."""
 

@@ -238,18 +238,31 @@ class Attention(nn.Module):
         self.linears = nn.ModuleList([nn.Linear(width, width) for _ in range(4)])
         self.dropout = nn.Dropout(dropout)
 
+    def split_heads(self, linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+        """Project (B, N, width) and split it into heads: (B, heads, N, head width)."""
+        return linear(x).view(x.shape[0], -1, self.heads, self.head_width).transpose(1, 2)
+
+    def project_memory_pair(
+        self, key: torch.Tensor, value: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projected keys and values of separate key and value tensors."""
+        return self.split_heads(self.linears[1], key), self.split_heads(self.linears[2], value)
+
+    def project_memory(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of a memory attended to at every decoding step (computed once)."""
+        return self.split_heads(self.linears[1], memory), self.split_heads(self.linears[2], memory)
+
     def forward(
         self,
         query: torch.Tensor,
-        key: torch.Tensor,
-        value: torch.Tensor,
+        key: torch.Tensor | None,
+        value: torch.Tensor | None,
         mask: torch.Tensor | None = None,
+        projected: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         batch = query.shape[0]
-        q, k, v = (
-            linear(x).view(batch, -1, self.heads, self.head_width).transpose(1, 2)
-            for linear, x in zip(self.linears[:3], (query, key, value), strict=True)
-        )
+        q = self.split_heads(self.linears[0], query)
+        k, v = projected if projected is not None else self.project_memory_pair(key, value)
         scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_width)
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
@@ -273,16 +286,24 @@ class Decoder(nn.Module):
         self.pff = PositionwiseFeedForward(width, config.feed_forward, config.dropout)
         self.mul_layernorm3 = LayerNorm(width)
 
+    def image_memory(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cross-attention's keys and values of the image features, for repeated decoding."""
+        return self.multihead.project_memory(features.flatten(2).transpose(1, 2))
+
     def forward(
-        self, tokens: torch.Tensor, features: torch.Tensor
+        self,
+        tokens: torch.Tensor,
+        features: torch.Tensor,
+        memory: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`memory` (from `image_memory`) saves projecting the same features at every step."""
         steps = tokens.shape[1]
         causal = torch.ones(steps, steps, dtype=torch.bool, device=tokens.device).tril()
         tokens = self.mul_layernorm1(
             tokens + self.mask_multihead(tokens, tokens, tokens, mask=causal)[0]
         )
         image = features.flatten(2).transpose(1, 2)  # (B, H*W, C)
-        aligned, attention = self.multihead(tokens, image, image)
+        aligned, attention = self.multihead(tokens, image, image, projected=memory)
         tokens = self.mul_layernorm2(tokens + aligned)
         return self.mul_layernorm3(tokens + self.pff(tokens)), attention
 
@@ -354,15 +375,22 @@ class TextRecognizer(nn.Module):
             )
         return self.encoder(images)
 
+    def decoding_memory(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The image's keys and values for the cross-attention, projected once per read."""
+        return self.decoder.image_memory(features)
+
     def decode(
-        self, features: torch.Tensor, decoder_input: torch.Tensor
+        self,
+        features: torch.Tensor,
+        decoder_input: torch.Tensor,
+        memory: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (B, T, 37) and cross-attention (B, heads, T, H*W) for the input symbols."""
         batch, steps = decoder_input.shape
         tokens = torch.cat(
             [self.embedding_word(decoder_input), self.pe(batch, steps).to(features.dtype)], dim=2
         )
-        tokens, attention = self.decoder(tokens, features)
+        tokens, attention = self.decoder(tokens, features, memory)
         return self.generator_word(tokens), attention
 
     def forward(
@@ -384,11 +412,12 @@ class TextRecognizer(nn.Module):
         self.eval()
         try:
             features = self.encode(to_recognizer_input(images))
+            memory = self.decoding_memory(features)  # the same at every step
             batch = features.shape[0]
             ids = torch.full((batch, 1), GUIDE_CHARSET.start_id, device=features.device)
             finished = torch.zeros(batch, dtype=torch.bool, device=features.device)
             for _ in range(max_length):
-                word_logits, _ = self.decode(features, ids)
+                word_logits, _ = self.decode(features, ids, memory)
                 following = word_logits[:, -1].argmax(-1)
                 ids = torch.cat([ids, following[:, None]], dim=1)
                 finished |= following == GUIDE_CHARSET.end_id
