@@ -21,6 +21,7 @@ from ocrsr_lib.checkpoints import (
     load_state_dict_strict,
     shape_of,
 )
+from ocrsr_lib.models.cdistnet import CDistNet, CDistNetConfig
 from ocrsr_lib.models.edsr import EDSR, EDSRConfig
 from ocrsr_lib.models.recognizer import RecognizerConfig, TextRecognizer
 from ocrsr_lib.models.tbsrn import TBSRN, TBSRNConfig
@@ -191,11 +192,97 @@ def _load_tbsrn_recognizer(path: Path, heads: int = 16) -> nn.Module:
     return recognizer_from_state_dict(state_dict, str(path), heads)
 
 
+# Buffers official CDistNet files save although they follow from the configuration.
+CDISTNET_COMPUTED = re.compile(r"(\.pe|\.inv_delta_C|\.P_hat)$")
+
+
+def _numbered(state_dict: StateDict, pattern: str, source: str) -> int:
+    """How many modules `pattern` (with one group for the index) numbers 0..N-1."""
+    compiled = re.compile(pattern)
+    indices = sorted({int(m.group(1)) for k in state_dict if (m := compiled.match(k))})
+    if not indices or indices != list(range(len(indices))):
+        raise CheckpointError(f"{source}: modules matching {pattern!r} are numbered {indices}")
+    return len(indices)
+
+
+def cdistnet_config_from_state_dict(
+    state_dict: StateDict, source: str, heads: int = 8
+) -> CDistNetConfig:
+    """CDistNet size from the tensors; heads are not stored (8 in the official model)."""
+    backbone = "visual_branch.backbone."
+    localization = "visual_branch.transform.LocalizationNetwork."
+    channels = [_require(state_dict, f"{backbone}conv1.weight", source).shape[0]]
+    blocks = []
+    for stage in range(1, 6):
+        channels.append(
+            _require(state_dict, f"{backbone}layer{stage}.0.conv2.weight", source).shape[0]
+        )
+        blocks.append(
+            _numbered(state_dict, rf"^{backbone}layer{stage}\.(\d+)\.conv1\.weight$", source)
+        )
+    code = state_dict.get("semantic_branch.positional_encoding.pe")
+    encoder = "visual_branch.trans_encoder."
+    return CDistNetConfig(
+        width=_require(state_dict, "tgt_word_prj.weight", source).shape[1],
+        heads=heads,
+        encoder_feed_forward=_require(state_dict, f"{encoder}layers.0.conv1.weight", source).shape[
+            0
+        ],
+        decoder_feed_forward=_require(
+            state_dict, "mdcdp.layers_pos.0.linear1.weight", source
+        ).shape[0],
+        encoder_layers=_numbered(state_dict, rf"^{encoder}layers\.(\d+)\.norm1\.weight$", source),
+        decoder_layers=_numbered(state_dict, r"^mdcdp\.layers_pos\.(\d+)\.norm2\.weight$", source),
+        backbone_channels=tuple(channels),
+        backbone_blocks=tuple(blocks),
+        localization_channels=tuple(
+            _require(state_dict, f"{localization}conv.{i}.weight", source).shape[0]
+            for i in (0, 4, 8, 12)
+        ),
+        localization_hidden=_require(
+            state_dict, f"{localization}localization_fc1.0.weight", source
+        ).shape[0],
+        fiducials=_require(state_dict, f"{localization}localization_fc2.weight", source).shape[0]
+        // 2,
+        max_positions=code.shape[0] if code is not None else CDistNetConfig.max_positions,
+        unused_position_embedding=_require(state_dict, f"{encoder}pos_embeding", source).shape[0],
+    )
+
+
+def cdistnet_from_state_dict(state_dict: StateDict, source: str, heads: int = 8) -> CDistNet:
+    """A CDistNet holding official tensors (`module.` tolerated).
+
+    Stored position tables and TPS matrices must equal the ones the model computes (else the
+    file was made for another image size or width); missing ones are simply recomputed.
+    """
+    state_dict = strip_prefix(state_dict, "module.")
+    model = CDistNet(cdistnet_config_from_state_dict(state_dict, source, heads))
+    computed = dict(model.named_buffers())
+    for key in [k for k in state_dict if CDISTNET_COMPUTED.search(k)]:
+        stored, ours = state_dict.pop(key), computed.get(key)
+        if ours is None or shape_of(stored) != tuple(ours.shape):
+            expected = None if ours is None else tuple(ours.shape)
+            raise CheckpointError(
+                f"{source}: {key!r} {shape_of(stored)} is not expected ({expected})"
+            )
+        if not torch.allclose(stored.float(), ours, atol=1e-4):
+            raise CheckpointError(f"{source}: {key!r} differs from the one the model computes")
+    load_state_dict_strict(model, state_dict, source)
+    return model
+
+
+def _load_cdistnet(path: Path, heads: int = 8) -> nn.Module:
+    """An official CDistNet checkpoint: a plain state dict (`model.module.state_dict()`)."""
+    state_dict = _plain_state_dict(load_checkpoint(path), str(path))
+    return cdistnet_from_state_dict(state_dict, str(path), heads)
+
+
 LOADERS: dict[str, Callable[..., nn.Module]] = {
     "edsr": _load_edsr_pytorch,
     "car-edsr": _load_car_edsr,
     "tbsrn": _load_tbsrn,
     "tbsrn-recognizer": _load_tbsrn_recognizer,
+    "cdistnet": _load_cdistnet,
 }
 
 

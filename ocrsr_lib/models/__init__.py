@@ -1,9 +1,11 @@
 """Models: every SR model takes RGB images in [0, 1] and returns RGB at twice the size.
 
-`TextRecognizer` is the guiding OCR of Scene Text Telescope's text-focus loss.
+`TextRecognizer` is the guiding OCR of Scene Text Telescope's text-focus loss; `CDistNet` is the
+recognizer of the paper's pipeline.
 """
 
 from ocrsr_lib.models.bicubic import Bicubic
+from ocrsr_lib.models.cdistnet import CDISTNET_CONFIGS, CDistNet, CDistNetConfig
 from ocrsr_lib.models.edsr import EDSR, EDSR_CONFIGS, EDSRConfig
 from ocrsr_lib.models.recognizer import (
     RECOGNIZER_CONFIGS,
@@ -18,6 +20,9 @@ from ocrsr_lib.models.stn import SpatialTransformer
 from ocrsr_lib.models.tbsrn import TBSRN, TBSRN_CONFIGS, TBSRNConfig
 
 __all__ = [
+    "CDISTNET_CONFIGS",
+    "CDistNet",
+    "CDistNetConfig",
     "EDSR",
     "EDSR_CONFIGS",
     "RECOGNIZER_CONFIGS",
