@@ -262,6 +262,11 @@ class ResNet45(nn.Module):
         return x.permute(0, 3, 2, 1).flatten(1, 2)
 
 
+# what a cross-attention attends to: features (length, B, width), their projected keys and
+# values, or nothing (self-attention)
+Memory = torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None
+
+
 def causal_mask(length: int, device: torch.device) -> torch.Tensor:
     """Additive (length, length) mask: 0 on and below the diagonal, -inf above."""
     mask = torch.full((length, length), float("-inf"), device=device)
@@ -301,7 +306,7 @@ class MultiheadAttention(nn.Module):
     def forward(
         self,
         query: torch.Tensor,
-        memory: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
+        memory: Memory = None,
         mask: torch.Tensor | None = None,
         key_padding: torch.Tensor | None = None,
     ) -> torch.Tensor:
@@ -441,7 +446,7 @@ class AttentionLayer(nn.Module):
     def forward(
         self,
         query: torch.Tensor,
-        memory: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
+        memory: Memory = None,
         mask: torch.Tensor | None = None,
         key_padding: torch.Tensor | None = None,
     ) -> torch.Tensor:
