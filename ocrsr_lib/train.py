@@ -39,6 +39,7 @@ TRAJECTORY_FIELDS = (
     "batch_size",
     "learning_rate",
     "betas",
+    "adam_epsilon",
     "gradient_clip",
     "seed",
     "bf16",
@@ -46,7 +47,7 @@ TRAJECTORY_FIELDS = (
     "schedule",
     "warmup_steps",
 )
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "noam")
 
 
 def mse_loss(sr: torch.Tensor, hr: torch.Tensor, labels: Sequence[str]) -> torch.Tensor:
@@ -77,6 +78,7 @@ class TrainConfig:
     batch_size: int = 16
     learning_rate: float = 1e-4
     betas: tuple[float, float] = (0.5, 0.999)
+    adam_epsilon: float = 1e-8  # CDistNet's official training uses 1e-9
     gradient_clip: float | None = None  # max gradient norm; None: no clipping
     validate_every: int = 0  # steps; 0: only at the end
     checkpoint_every: int = 200  # steps; 0: only at the end
@@ -84,8 +86,11 @@ class TrainConfig:
     num_workers: int = 0
     bf16: bool = False  # autocast on CUDA only
     channels_last: bool = False
-    schedule: str = "constant"  # "cosine": decay to 0 over the run after the warm-up
-    warmup_steps: int = 0  # linear warm-up from 0 to learning_rate
+    # "cosine": decay to 0 over the run after the warm-up; "noam": the transformer schedule
+    # learning_rate * min(n^-0.5, n * warmup^-1.5) at step n = 1, 2, ... (CDistNet's, with
+    # learning_rate = width^-0.5)
+    schedule: str = "constant"
+    warmup_steps: int = 0  # linear warm-up from 0 to learning_rate (constant, cosine)
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -102,6 +107,9 @@ class TrainConfig:
 
     def learning_rate_at(self, step: int, total: int) -> float:
         """The learning rate of (0-based) `step` in a run of `total` steps."""
+        if self.schedule == "noam":
+            n = step + 1
+            return self.learning_rate * min(n**-0.5, n * max(self.warmup_steps, 1) ** -1.5)
         if step < self.warmup_steps:
             return self.learning_rate * (step + 1) / self.warmup_steps
         if self.schedule == "constant":
@@ -444,7 +452,9 @@ def train_model(
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, betas=config.betas)
+    optimizer = torch.optim.Adam(
+        parameters, lr=config.learning_rate, betas=config.betas, eps=config.adam_epsilon
+    )
     checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
     size = len(train_dataset)
     result = start_or_resume(checkpoint_path, resume, model, optimizer, config, size)

@@ -560,6 +560,10 @@ class CDistNet(nn.Module):
         out = self.mdcdp(semantic, visual, position, ids.eq(PAD))
         return self.tgt_word_prj(out.permute(1, 0, 2))
 
+    def read(self, images: torch.Tensor, beam_size: int = 1) -> list[str]:
+        """Words read from RGB images in [0, 1] (greedy by default), as `reading` expects."""
+        return read_words(self, images, beam_size)
+
     def forward(self, images: torch.Tensor, tgt: torch.Tensor, flat: bool = True) -> torch.Tensor:
         logits = self.decode(self.visual_branch(images.contiguous()), tgt[:, :-1])
         return logits.reshape(-1, len(VOCABULARY)) if flat else logits
