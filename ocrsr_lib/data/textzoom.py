@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,21 +199,27 @@ class TextZoomDataset(Dataset):
         return rgb
 
     def _drop_corrupt_records(self) -> None:
-        good = []
-        for key_index in self.indices:
-            try:
-                self.read_record(key_index)
-            except TextZoomRecordError as error:
-                self.skipped.append((key_index, str(error)))
-            else:
-                good.append(key_index)
-        self.indices = good
-        if self.skipped:
-            warnings.warn(
-                f"{self.path}: skipped {len(self.skipped)} of {self.num_samples} records "
-                f"(first: {self.skipped[0][1]})",
-                stacklevel=3,
-            )
+        self.indices, self.skipped = readable_records(self.path, self.indices, self.read_record)
+
+
+def readable_records(
+    path: Path, indices: list[int], read_record: Callable[[int], object]
+) -> tuple[list[int], list[tuple[int, str]]]:
+    """(indices that decode, [(index, error) of those that do not]), warning when any fail."""
+    good, skipped = [], []
+    for key_index in indices:
+        try:
+            read_record(key_index)
+        except TextZoomRecordError as error:
+            skipped.append((key_index, str(error)))
+        else:
+            good.append(key_index)
+    if skipped:
+        warnings.warn(
+            f"{path}: skipped {len(skipped)} of {len(indices)} records (first: {skipped[0][1]})",
+            stacklevel=4,
+        )
+    return good, skipped
 
 
 @dataclass(frozen=True)
@@ -265,6 +271,20 @@ def write_textzoom_lmdb(
     The split is built in a temporary folder beside `path` and renamed into place only when
     complete, so an interrupted write never leaves a partial split at `path`.
     """
+    records = (list(_sample_records(i, sample)) for i, sample in enumerate(samples, start=1))
+    return write_records_lmdb(path, records, commit_every)
+
+
+def write_records_lmdb(
+    path: str | os.PathLike,
+    records_per_sample: Iterable[list[tuple[bytes, bytes]]],
+    commit_every: int = 1000,
+) -> int:
+    """Write each sample's (key, value) records and `num-samples` as an LMDB at `path`.
+
+    Built in a temporary folder beside `path` and renamed into place when complete: an
+    interrupted write never leaves a partial LMDB at `path`. Returns the sample count.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
@@ -272,8 +292,8 @@ def write_textzoom_lmdb(
         env = lmdb.open(str(staging), map_size=64 << 20, subdir=True)
         count = 0
         pending: list[tuple[bytes, bytes]] = []
-        for count, sample in enumerate(samples, start=1):
-            pending.extend(_sample_records(count, sample))
+        for count, records in enumerate(records_per_sample, start=1):
+            pending.extend(records)
             if count % commit_every == 0:
                 _put_all(env, pending)
                 pending = []
