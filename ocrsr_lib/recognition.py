@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torchvision.transforms import v2
 
+from ocrsr_lib.augment import augment_batch
 from ocrsr_lib.models.cdistnet import PAD, encode_targets, to_cdistnet_input
 from ocrsr_lib.reading import images_for_reading
 from ocrsr_lib.train import BatchLoss
@@ -31,11 +33,14 @@ def label_smoothed_cross_entropy(
     return per_position[keep].mean()
 
 
-def cdistnet_batch_loss(source: str | nn.Module = "hr", smoothing: float = 0.1) -> BatchLoss:
+def cdistnet_batch_loss(
+    source: str | nn.Module = "hr", smoothing: float = 0.1, augment: v2.Transform | None = None
+) -> BatchLoss:
     """Loss of CDistNet reading one image source of a TextZoom batch (LR, HR, labels).
 
     `source` is "hr", "bicubic", "lr" or a frozen SR model whose outputs are computed without
     gradient (the paper's second stage: the SR model is fixed while CDistNet fine-tunes).
+    `augment` (see `ocrsr_lib.augment`) changes the images while the network trains.
     """
 
     def batch_loss(network: nn.Module, batch: tuple, device: torch.device) -> torch.Tensor:
@@ -43,7 +48,9 @@ def cdistnet_batch_loss(source: str | nn.Module = "hr", smoothing: float = 0.1) 
         if isinstance(source, nn.Module):
             source.to(device).eval()
         with torch.no_grad():
-            images = images_for_reading(lr.to(device), hr.to(device), source)
+            images = images_for_reading(lr.to(device), hr.to(device), source)[:, :3]
+            if augment is not None and network.training:
+                images = augment_batch(images, augment)
         targets = encode_targets(list(labels), device=device)
         logits = network(to_cdistnet_input(images), targets)
         return label_smoothed_cross_entropy(logits, targets[:, 1:], smoothing)
