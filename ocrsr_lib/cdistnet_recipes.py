@@ -16,10 +16,15 @@ from torch import nn
 from ocrsr_lib.augment import augmentation
 from ocrsr_lib.checkpoints import load_state_dict_strict
 from ocrsr_lib.config import Session
-from ocrsr_lib.data import session_textzoom_root
 from ocrsr_lib.models.cdistnet import CDISTNET_CONFIGS, CDistNet
 from ocrsr_lib.reading import IMAGE_SOURCES, word_accuracy
-from ocrsr_lib.recipes import recipe_key, short_hash, text_train_and_validation, trained_sr
+from ocrsr_lib.recipes import (
+    recipe_key,
+    short_hash,
+    text_fingerprint,
+    text_train_and_validation,
+    trained_sr,
+)
 from ocrsr_lib.recognition import cdistnet_batch_loss
 from ocrsr_lib.train import TrainConfig, TrainResult, train_model
 
@@ -103,7 +108,7 @@ def cdistnet_key(session: Session, name: str) -> str:
     recipe = cdistnet_recipe_for(session, name)
     parts = {
         "recipe": asdict(recipe),
-        "data": f"text:{Path(session_textzoom_root(session)).resolve()}:{session.seed}",
+        "data": text_fingerprint(session),
         "start": cdistnet_key(session, recipe.start_from) if recipe.start_from else None,
         "images": None if recipe.images in IMAGE_SOURCES else recipe_key(session, recipe.images),
     }

@@ -191,11 +191,16 @@ def recipe_data(session: Session, recipe: SRRecipe) -> tuple[Dataset, dict[str, 
     return train, {"validation": validation}
 
 
+def text_fingerprint(session: Session) -> str:
+    """What identifies the text data: the TextZoom folder (its name hashes synthetic data)."""
+    return f"text:{Path(session_textzoom_root(session)).resolve()}:{session.seed}"
+
+
 def data_fingerprint(session: Session, recipe: SRRecipe) -> str:
-    """What identifies the training data: the TextZoom folder (its name hashes synthetic data)."""
+    """What identifies an SR recipe's training data: non-text settings or the text data."""
     if recipe.data == "natural":
         return f"natural:{recipe.natural_pairs}:{session.seed}"
-    return f"text:{Path(session_textzoom_root(session)).resolve()}:{session.seed}"
+    return text_fingerprint(session)
 
 
 def recipe_key(session: Session, name: str) -> str:

@@ -242,15 +242,11 @@ class Attention(nn.Module):
         """Project (B, N, width) and split it into heads: (B, heads, N, head width)."""
         return linear(x).view(x.shape[0], -1, self.heads, self.head_width).transpose(1, 2)
 
-    def project_memory_pair(
+    def project_memory(
         self, key: torch.Tensor, value: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Projected keys and values of separate key and value tensors."""
+        """Projected keys and values (a memory attended to at every step can reuse them)."""
         return self.split_heads(self.linears[1], key), self.split_heads(self.linears[2], value)
-
-    def project_memory(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values of a memory attended to at every decoding step (computed once)."""
-        return self.split_heads(self.linears[1], memory), self.split_heads(self.linears[2], memory)
 
     def forward(
         self,
@@ -262,7 +258,7 @@ class Attention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         batch = query.shape[0]
         q = self.split_heads(self.linears[0], query)
-        k, v = projected if projected is not None else self.project_memory_pair(key, value)
+        k, v = projected if projected is not None else self.project_memory(key, value)
         scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_width)
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
@@ -288,7 +284,8 @@ class Decoder(nn.Module):
 
     def image_memory(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The cross-attention's keys and values of the image features, for repeated decoding."""
-        return self.multihead.project_memory(features.flatten(2).transpose(1, 2))
+        image = features.flatten(2).transpose(1, 2)
+        return self.multihead.project_memory(image, image)
 
     def forward(
         self,
