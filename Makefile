@@ -19,11 +19,16 @@ book: $(STAMP)
 	$(QUIET) $(BIN)/jupyter-book build . --warningiserror --keep-going
 	@echo "Book rendered: _build/html/index.html"
 
-## Lint, unit tests, then re-execute every chapter with nbval.
+# the profile nbval executes the chapters on: `smoke` runs every cell's code path with the demo's
+# data and models at 5% of the training steps; `make test TEST_PROFILE=demo` checks the book's own
+# run (about three quarters of an hour per chapter group on a 2-core CPU)
+TEST_PROFILE ?= smoke
+
+## Lint, unit tests, then re-execute every chapter with nbval (on TEST_PROFILE).
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q tests
-	$(QUIET) $(BIN)/pytest -q --nbval-lax --nbval-cell-timeout=3600 book/
+	$(QUIET) OCRSR_PROFILE=$(TEST_PROFILE) $(BIN)/pytest -q --nbval-lax --nbval-cell-timeout=3600 book/
 
 ## Re-execute the committed notebooks in place (for authors, after editing a chapter).
 notebooks: $(STAMP)

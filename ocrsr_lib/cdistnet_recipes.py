@@ -24,6 +24,7 @@ from ocrsr_lib.recipes import (
     text_fingerprint,
     text_train_and_validation,
     trained_sr,
+    within_budget,
 )
 from ocrsr_lib.recognition import cdistnet_batch_loss
 from ocrsr_lib.train import TrainConfig, TrainResult, train_model
@@ -94,13 +95,13 @@ CDISTNET_RECIPES: dict[str, dict[str, CDistNetRecipe]] = {
 
 def cdistnet_recipe_for(session: Session, name: str) -> CDistNetRecipe:
     """The CDistNet recipe called `name` in the session's profile."""
-    recipes = CDISTNET_RECIPES[session.profile.name]
+    recipes = CDISTNET_RECIPES[session.profile.recipe_table]
     if name not in recipes:
         profile = session.profile.name
         raise KeyError(
             f"no CDistNet recipe {name!r} in profile {profile!r}; known: {list(recipes)}"
         )
-    return recipes[name]
+    return within_budget(session, recipes[name])
 
 
 def cdistnet_key(session: Session, name: str) -> str:

@@ -34,6 +34,13 @@ class Profile:
     description: str
     synthetic: SyntheticDataConfig
     uses_real_textzoom: bool = False
+    recipes: str = ""  # whose model sizes and training recipes to use; "" means this profile's
+    budget: float = 1.0  # fraction of those recipes' training steps actually run
+
+    @property
+    def recipe_table(self) -> str:
+        """The key of the recipe tables (SR, recognizer, CDistNet) this profile trains from."""
+        return self.recipes or self.name
 
 
 PROFILES = {
@@ -41,6 +48,15 @@ PROFILES = {
         name="demo",
         description="CPU, synthetic TextZoom-format data, small models",
         synthetic=SyntheticDataConfig(train_pairs=6000, test_pairs=(300, 300, 300)),
+    ),
+    # make test's profile: every chapter's code path with the demo's data and model sizes, but
+    # 5% of the training steps, so nbval runs the book in minutes; its numbers mean nothing
+    "smoke": Profile(
+        name="smoke",
+        description="demo data and models at 5% of the demo's training steps (for make test)",
+        synthetic=SyntheticDataConfig(train_pairs=6000, test_pairs=(300, 300, 300)),
+        recipes="demo",
+        budget=0.05,
     ),
     "paper": Profile(
         name="paper",

@@ -13,6 +13,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -35,6 +36,8 @@ from ocrsr_lib.train import (
     train_model,
     train_sr,
 )
+
+RecipeT = TypeVar("RecipeT")  # any frozen recipe dataclass with a `train` TrainConfig
 
 SR_MODELS = ("edsr", "stn-edsr", "tbsrn")
 LOSSES: dict[str, LossFunction] = {"mse": mse_loss, "l1": l1_loss}
@@ -143,11 +146,16 @@ SR_RECIPES: dict[str, dict[str, SRRecipe]] = {"demo": _demo_recipes(), "paper": 
 
 def recipe_for(session: Session, name: str) -> SRRecipe:
     """The recipe called `name` in the session's profile."""
-    recipes = SR_RECIPES[session.profile.name]
+    recipes = SR_RECIPES[session.profile.recipe_table]
     if name not in recipes:
         profile = session.profile.name
         raise KeyError(f"no SR recipe {name!r} in profile {profile!r}; known: {list(recipes)}")
-    return recipes[name]
+    return within_budget(session, recipes[name])
+
+
+def within_budget(session: Session, recipe: RecipeT) -> RecipeT:
+    """The recipe with its training cut to the session profile's budget (a frozen copy)."""
+    return replace(recipe, train=recipe.train.scaled(session.profile.budget))
 
 
 def build_sr_model(model: str, size: str, stn_at_eval: bool = False) -> nn.Module:
@@ -341,11 +349,11 @@ RECOGNIZER_RECIPES: dict[str, dict[str, RecognizerRecipe]] = {
 
 def recognizer_recipe_for(session: Session, name: str) -> RecognizerRecipe:
     """The recognizer recipe called `name` in the session's profile."""
-    recipes = RECOGNIZER_RECIPES[session.profile.name]
+    recipes = RECOGNIZER_RECIPES[session.profile.recipe_table]
     if name not in recipes:
         profile = session.profile.name
         raise KeyError(f"no recognizer recipe {name!r} in {profile!r}; known: {list(recipes)}")
-    return recipes[name]
+    return within_budget(session, recipes[name])
 
 
 def recognizer_checkpoint_path(session: Session, name: str) -> Path:

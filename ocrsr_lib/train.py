@@ -14,7 +14,7 @@ import random
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +104,25 @@ class TrainConfig:
             raise ValueError(f"validate_every, checkpoint_every, num_workers are >= 0: {self}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0: {self}")
+
+    def scaled(self, fraction: float) -> TrainConfig:
+        """The same settings with `fraction` of the steps (or epochs), warm-up and intervals."""
+        if not 0 < fraction <= 1:
+            raise ValueError(f"a training budget fraction is in (0, 1], got {fraction}")
+        if fraction == 1:
+            return self
+
+        def shrink(count: int | None) -> int | None:
+            return None if count is None else max(1, round(count * fraction))
+
+        return replace(
+            self,
+            steps=shrink(self.steps),
+            epochs=shrink(self.epochs),
+            warmup_steps=round(self.warmup_steps * fraction),
+            validate_every=shrink(self.validate_every) if self.validate_every else 0,
+            checkpoint_every=shrink(self.checkpoint_every) if self.checkpoint_every else 0,
+        )
 
     def learning_rate_at(self, step: int, total: int) -> float:
         """The learning rate of (0-based) `step` in a run of `total` steps."""

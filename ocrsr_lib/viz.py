@@ -53,3 +53,14 @@ def image_grid(
                 axis.set_title(column_titles[c])
     figure.tight_layout(pad=0.2)
     return figure
+
+
+def moving_average(values: Sequence[float], window: int) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, means) of a training curve averaged over `window` steps, the window shortened to
+    the run's length, so short runs still plot; `steps` counts from 1 at each window's end."""
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
+    values = np.asarray(values, dtype=float)
+    window = max(1, min(window, len(values)))
+    means = np.convolve(values, np.ones(window) / window, mode="valid")
+    return np.arange(window, len(values) + 1), means

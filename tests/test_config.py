@@ -57,3 +57,14 @@ def test_paper_profile_takes_textzoom_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("OCRSR_TEXTZOOM", str(tmp_path / "tz"))
     assert config.setup("paper", device="cpu", verbose=False).textzoom == tmp_path / "tz"
     assert config.setup("demo", device="cpu", verbose=False).textzoom is None
+
+
+def test_smoke_profile_runs_the_demo_recipes_on_the_demo_data_at_a_twentieth():
+    smoke, demo = config.get_profile("smoke"), config.get_profile("demo")
+    assert smoke.synthetic == demo.synthetic
+    assert (smoke.recipe_table, demo.recipe_table, config.get_profile("paper").recipe_table) == (
+        "demo",
+        "demo",
+        "paper",
+    )
+    assert smoke.budget == 0.05 and demo.budget == 1.0

@@ -105,3 +105,19 @@ def test_a_text_focus_recipe_trains_with_the_guide_and_its_confusion_table(
     assert recipes.checkpoint_path(tiny_session, "focus") != before
     with pytest.raises(ValueError, match="unknown loss 'ocr'"):
         recipes.SRRecipe("edsr", "demo", "ocr", tiny)
+
+
+def test_the_smoke_profile_trains_the_demo_recipes_briefly_in_its_own_cache(tmp_path, monkeypatch):
+    from ocrsr_lib.cdistnet_recipes import CDISTNET_RECIPES, cdistnet_recipe_for
+
+    monkeypatch.setenv("OCRSR_CACHE", str(tmp_path))
+    smoke = setup("smoke", verbose=False)
+    demo = recipes.SR_RECIPES["demo"]["stn-edsr"]
+    shortened = recipes.recipe_for(smoke, "stn-edsr")
+    assert shortened.train.steps == round(demo.train.steps * 0.05)
+    assert replace(shortened, train=demo.train) == demo
+    guide = recipes.recognizer_recipe_for(smoke, "guide")
+    assert guide.train.steps == round(recipes.RECOGNIZER_RECIPES["demo"]["guide"].train.steps / 20)
+    pretrain = cdistnet_recipe_for(smoke, "pretrain")
+    assert pretrain.train.steps == round(CDISTNET_RECIPES["demo"]["pretrain"].train.steps / 20)
+    assert smoke.path("checkpoints") == tmp_path / "smoke" / "checkpoints"

@@ -287,3 +287,18 @@ def test_cosine_run_resumes_exactly_and_refuses_a_longer_schedule(tmp_path):
     )
     with pytest.raises(ValueError, match="cosine schedule ran over 12 steps, not 20"):
         train_sr(TinySR(), dataset, mse_loss, longer, checkpoint_path=path)
+
+
+def test_a_scaled_configuration_keeps_the_settings_and_shrinks_the_counts():
+    config = TrainConfig(
+        steps=400, batch_size=16, learning_rate=1e-3, warmup_steps=20, validate_every=100
+    )
+    smaller = config.scaled(0.05)
+    assert (smaller.steps, smaller.warmup_steps, smaller.validate_every) == (20, 1, 5)
+    assert (smaller.batch_size, smaller.learning_rate) == (16, 1e-3)
+    assert config.scaled(1.0) is config
+    assert TrainConfig(epochs=3).scaled(0.01).epochs == 1  # never below one
+    assert TrainConfig(steps=10, validate_every=0).scaled(0.5).validate_every == 0
+    for fraction in (0.0, 1.5):
+        with pytest.raises(ValueError, match="budget fraction"):
+            config.scaled(fraction)
