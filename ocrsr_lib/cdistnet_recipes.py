@@ -7,17 +7,21 @@ SR model whose images it reads, so a changed ingredient never reuses stale weigh
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.data import ConcatDataset, Dataset
 
 from ocrsr_lib.augment import augmentation
-from ocrsr_lib.checkpoints import load_state_dict_strict
-from ocrsr_lib.config import Session
+from ocrsr_lib.checkpoints import load_checkpoint, load_state_dict_strict, save_checkpoint
+from ocrsr_lib.config import SCENE_TEXT_ENV, Session
+from ocrsr_lib.data import TEST_DIFFICULTIES, session_splits, split_labels
+from ocrsr_lib.data.scene_text import SceneTextDataset
 from ocrsr_lib.models.cdistnet import CDISTNET_CONFIGS, CDistNet
-from ocrsr_lib.reading import IMAGE_SOURCES, word_accuracy
+from ocrsr_lib.reading import IMAGE_SOURCES, accuracy_of, read_split, word_accuracy
 from ocrsr_lib.recipes import (
     recipe_key,
     short_hash,
@@ -40,10 +44,15 @@ class CDistNetRecipe:
     start_from: str | None = None  # another CDistNet recipe
     augment: bool = True
     smoothing: float = 0.1
+    data: str = "text"  # "text": the TextZoom train split; "scene-text": the session's MJ/ST
 
     def __post_init__(self) -> None:
         if self.size not in CDISTNET_CONFIGS:
             raise ValueError(f"unknown CDistNet size {self.size!r}: {list(CDISTNET_CONFIGS)}")
+        if self.data not in ("text", "scene-text"):
+            raise ValueError(f"unknown CDistNet data {self.data!r}; choose 'text' or 'scene-text'")
+        if self.data == "scene-text" and self.images != "hr":
+            raise ValueError("scene-text LMDBs hold one image per word: train on images='hr'")
 
 
 # the official optimiser: Adam (0.9, 0.98), eps 1e-9, gradient clip 5
@@ -84,7 +93,8 @@ def _paper_recipes() -> dict[str, CDistNetRecipe]:
         **_OFFICIAL,
     )
     fine_tune = replace(pretrain, epochs=20, warmup_steps=2000)
-    return {"pretrain": CDistNetRecipe("paper", pretrain), **_fine_tunes("paper", fine_tune)}
+    pretraining = CDistNetRecipe("paper", pretrain, data="scene-text")  # MJSynth + SynthText
+    return {"pretrain": pretraining, **_fine_tunes("paper", fine_tune)}
 
 
 CDISTNET_RECIPES: dict[str, dict[str, CDistNetRecipe]] = {
@@ -109,7 +119,7 @@ def cdistnet_key(session: Session, name: str) -> str:
     recipe = cdistnet_recipe_for(session, name)
     parts = {
         "recipe": asdict(recipe),
-        "data": text_fingerprint(session),
+        "data": training_data_fingerprint(session, recipe),
         "start": cdistnet_key(session, recipe.start_from) if recipe.start_from else None,
         "images": None if recipe.images in IMAGE_SOURCES else recipe_key(session, recipe.images),
     }
@@ -132,6 +142,26 @@ class TrainedCDistNet:
     checkpoint: Path
 
 
+def training_data(session: Session, recipe: CDistNetRecipe) -> tuple[Dataset, Dataset]:
+    """(training words, validation words): the TextZoom train split less its held-out part, or
+    the session's scene-text LMDBs with the same TextZoom words held out for validation."""
+    train, validation = text_train_and_validation(session)
+    if recipe.data == "text":
+        return train, validation
+    if not session.scene_text:
+        raise FileNotFoundError(
+            "this CDistNet recipe pretrains on MJSynth + SynthText: give their LMDB folders with "
+            f"{SCENE_TEXT_ENV}=/data/MJ{os.pathsep}/data/ST (or setup(scene_text=[...]))"
+        )
+    return ConcatDataset([SceneTextDataset(root) for root in session.scene_text]), validation
+
+
+def training_data_fingerprint(session: Session, recipe: CDistNetRecipe) -> str:
+    """What identifies a recipe's training words: the TextZoom data, plus any scene-text roots."""
+    roots = [str(root.resolve()) for root in session.scene_text] if recipe.data != "text" else []
+    return ":".join([text_fingerprint(session), *roots])
+
+
 def image_source(session: Session, images: str) -> str | nn.Module:
     """ "hr", "bicubic" or "lr" as they are; an SR recipe name becomes its trained model."""
     return images if images in IMAGE_SOURCES else trained_sr(session, images).model
@@ -147,7 +177,7 @@ def trained_cdistnet(session: Session, name: str) -> TrainedCDistNet:
         start = trained_cdistnet(session, recipe.start_from).model
         load_state_dict_strict(model, start.state_dict(), f"start {recipe.start_from}")
     source = image_source(session, recipe.images)
-    train, validation = text_train_and_validation(session)
+    train, validation = training_data(session, recipe)
 
     def validate(trained: nn.Module) -> dict:
         device = next(trained.parameters()).device
@@ -166,3 +196,63 @@ def trained_cdistnet(session: Session, name: str) -> TrainedCDistNet:
     )
     model.eval()
     return TrainedCDistNet(name, model, source, result, path)
+
+
+BEAM_SIZE = 10  # the paper configuration's beam width, used for every reported reading
+
+# Table 1's pipelines: row -> (the images CDistNet reads, the CDistNet recipe reading them)
+TABLE_1_PIPELINES: dict[str, tuple[str, str]] = {
+    "TBSRN + CDistNet (HR-fine-tuned)": ("tbsrn-text-focus", "finetune-hr"),
+    "TBSRN + CDistNet (SR-fine-tuned)": ("tbsrn-text-focus", "finetune-tbsrn-text-focus"),
+    "EDSR + CDistNet (HR-fine-tuned)": ("stn-edsr-text-focus", "finetune-hr"),
+    "EDSR + CDistNet (SR-fine-tuned)": ("stn-edsr-text-focus", "finetune-stn-edsr-text-focus"),
+    "bicubic + CDistNet (fine-tuned)": ("bicubic", "finetune-bicubic"),
+}
+
+
+def readings_path(session: Session, name: str, images: str, beam_size: int) -> Path:
+    """Where the readings of CDistNet recipe `name` on the test splits' `images` are cached."""
+    source = images if images in IMAGE_SOURCES else f"{images}-{recipe_key(session, images)}"
+    stem = cdistnet_checkpoint_path(session, name).stem
+    return session.path("tables") / f"readings-{stem}-{source}-beam{beam_size}.pt"
+
+
+def cdistnet_readings(
+    session: Session, name: str, images: str, beam_size: int = BEAM_SIZE
+) -> dict[str, list[str]]:
+    """What CDistNet recipe `name` reads from `images` ("hr", "bicubic", "lr" or an SR recipe)
+    on each test split, in split order; computed once, then read from the cache."""
+    path = readings_path(session, name, images, beam_size)
+    if path.is_file():
+        return load_checkpoint(path)["readings"]
+    model = trained_cdistnet(session, name).model.to(session.device)
+    source = image_source(session, images)
+    splits = session_splits(session)
+    readings = {}
+    for split in TEST_DIFFICULTIES:
+        reader = _BeamReader(model, beam_size)
+        readings[split], _ = read_split(reader, splits[split], source, session.device)
+    save_checkpoint(path, {"readings": readings})
+    return readings
+
+
+class _BeamReader(nn.Module):
+    """A CDistNet whose `.read` decodes with a fixed beam width (what `read_split` calls)."""
+
+    def __init__(self, model: CDistNet, beam_size: int) -> None:
+        super().__init__()
+        self.model, self.beam_size = model, beam_size
+
+    def read(self, images: torch.Tensor) -> list[str]:
+        return self.model.read(images, self.beam_size)
+
+
+def pipeline_accuracy(session: Session, images: str, name: str) -> dict[str, float]:
+    """Word accuracy of CDistNet recipe `name` reading `images`, per test split and on average
+    (weighted by split size, as TextZoom averages)."""
+    splits = session_splits(session)
+    readings = cdistnet_readings(session, name, images)
+    row = {s: accuracy_of(readings[s], split_labels(splits[s])) for s in TEST_DIFFICULTIES}
+    total = sum(len(splits[s]) for s in TEST_DIFFICULTIES)
+    row["average"] = sum(row[s] * len(splits[s]) for s in TEST_DIFFICULTIES) / total
+    return row

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ PROFILE_ENV = "OCRSR_PROFILE"
 CACHE_ENV = "OCRSR_CACHE"
 DEVICE_ENV = "OCRSR_DEVICE"
 TEXTZOOM_ENV = "OCRSR_TEXTZOOM"
+SCENE_TEXT_ENV = "OCRSR_SCENE_TEXT"  # MJSynth/SynthText LMDB folders, separated by os.pathsep
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,13 @@ def select_device(requested: str | None = None) -> torch.device:
     return device
 
 
+def scene_text_roots(roots: Sequence[str | os.PathLike] | None = None) -> tuple[Path, ...]:
+    """Scene-text LMDB folders: the argument, else OCRSR_SCENE_TEXT split at os.pathsep."""
+    if roots is None:
+        roots = [part for part in os.environ.get(SCENE_TEXT_ENV, "").split(os.pathsep) if part]
+    return tuple(Path(root).expanduser() for root in roots)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and PyTorch (all devices) so a run can be repeated."""
     random.seed(seed)
@@ -112,6 +121,7 @@ class Session:
     seed: int
     cache: Path
     textzoom: Path | None = None
+    scene_text: tuple[Path, ...] = ()  # scene-text LMDBs that CDistNet pretrains on (paper)
     notes: list[str] = field(default_factory=list)
 
     def path(self, *parts: str) -> Path:
@@ -122,6 +132,8 @@ class Session:
 
     def describe(self) -> str:
         data = f"real TextZoom at {self.textzoom}" if self.textzoom else "synthetic TextZoom"
+        if self.scene_text:
+            data += ", scene text " + ", ".join(str(path) for path in self.scene_text)
         return "\n".join(
             [
                 f"profile : {self.profile.name} ({self.profile.description})",
@@ -141,6 +153,7 @@ def setup(
     seed: int = 0,
     textzoom: str | os.PathLike | None = None,
     verbose: bool = True,
+    scene_text: Sequence[str | os.PathLike] | None = None,
 ) -> Session:
     """Pick profile, device, seed and cache, seed everything, print them, return the session."""
     chosen = get_profile(profile)
@@ -151,6 +164,7 @@ def setup(
         seed=seed,
         cache=cache_dir(),
         textzoom=Path(root).expanduser() if root else None,
+        scene_text=scene_text_roots(scene_text),
     )
     session.cache.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)

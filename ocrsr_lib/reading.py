@@ -55,30 +55,55 @@ def images_for_reading(lr: torch.Tensor, hr: torch.Tensor, source: str | nn.Modu
 
 
 @torch.no_grad()
+def read_split(
+    recognizer: nn.Module,
+    dataset: Dataset,
+    source: str | nn.Module = "hr",
+    device: torch.device | str = "cpu",
+    batch_size: int = 128,
+) -> tuple[list[str], list[str]]:
+    """(words read, labels) of a split's `source` images; `recognizer` is anything with
+    `.read(images)`: the guide, the judge or CDistNet."""
+    recognizer.to(device)
+    model = source if isinstance(source, nn.Module) else None
+    was_training = model.training if model is not None else False
+    if model is not None:
+        model.to(device).eval()
+    words: list[str] = []
+    labels: list[str] = []
+    try:
+        for lr, hr, batch_labels in DataLoader(dataset, batch_size=batch_size):
+            words += recognizer.read(images_for_reading(lr.to(device), hr.to(device), source))
+            labels += batch_labels
+    finally:
+        if model is not None:
+            model.train(was_training)
+    return words, labels
+
+
+def accuracy_of(words: Sequence[str], labels: Sequence[str]) -> float:
+    """Share of words equal to their labels as TextZoom scores (lower case, [0-9a-z] only)."""
+    if len(words) != len(labels):
+        raise ValueError(f"{len(words)} words read for {len(labels)} labels")
+    return sum(w == guide_label(t) for w, t in zip(words, labels, strict=True)) / max(len(words), 1)
+
+
 def word_accuracy(
-    recognizer: TextRecognizer,
+    recognizer: nn.Module,
     dataset: Dataset,
     source: str | nn.Module = "hr",
     device: torch.device | str = "cpu",
     batch_size: int = 128,
 ) -> float:
     """Share of words read exactly (case and punctuation ignored, as TextZoom scores)."""
-    recognizer.to(device)
-    model = source if isinstance(source, nn.Module) else None
-    was_training = model.training if model is not None else False
-    if model is not None:
-        model.to(device).eval()
-    correct = total = 0
-    try:
-        for lr, hr, labels in DataLoader(dataset, batch_size=batch_size):
-            images = images_for_reading(lr.to(device), hr.to(device), source)
-            read = recognizer.read(images)
-            correct += sum(r == guide_label(t) for r, t in zip(read, labels, strict=True))
-            total += len(labels)
-    finally:
-        if model is not None:
-            model.train(was_training)
-    return correct / max(total, 1)
+    return accuracy_of(*read_split(recognizer, dataset, source, device, batch_size))
+
+
+def character_marks(word: str, label: str) -> list[bool]:
+    """Per character of a word read, whether it equals the label's character at that place
+    (the label normalised as TextZoom scores); what Figure 2 colours green or red."""
+    truth = guide_label(label)
+    return [i < len(truth) and character == truth[i] for i, character in enumerate(word)]
 
 
 def accuracy_table(

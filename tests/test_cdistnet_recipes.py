@@ -9,6 +9,7 @@ import torch
 
 from ocrsr_lib import cdistnet_recipes, recipes
 from ocrsr_lib.config import setup
+from ocrsr_lib.data import normalize_label, session_splits, split_labels
 from ocrsr_lib.train import TrainConfig
 
 
@@ -64,3 +65,63 @@ def test_every_profile_has_pretraining_and_the_four_fine_tunes():
         expected = {"pretrain", "finetune-hr", "finetune-bicubic"}
         expected |= {"finetune-stn-edsr-text-focus", "finetune-tbsrn-text-focus"}
         assert names == expected
+
+
+def test_readings_are_cached_per_model_images_and_beam_and_scored_per_split(tiny_cdistnet):
+    session = tiny_cdistnet
+    readings = cdistnet_recipes.cdistnet_readings(session, "finetune-stn-edsr", "stn-edsr", 2)
+    splits = session_splits(session)
+    assert {split: len(words) for split, words in readings.items()} == {
+        name: len(splits[name]) for name in ("easy", "medium", "hard")
+    }
+    path = cdistnet_recipes.readings_path(session, "finetune-stn-edsr", "stn-edsr", 2)
+    assert path.is_file() and "stn-edsr" in path.name and "beam2" in path.name
+    torch.save({"readings": {"easy": ["x"]}}, path)  # the cache is read, not recomputed
+    assert cdistnet_recipes.cdistnet_readings(session, "finetune-stn-edsr", "stn-edsr", 2) == {
+        "easy": ["x"]
+    }
+    assert cdistnet_recipes.readings_path(session, "finetune-hr", "hr", 2) != path
+
+
+def test_pipeline_accuracy_scores_the_cached_readings(tiny_cdistnet, monkeypatch):
+    session = tiny_cdistnet
+    splits = session_splits(session)
+    labels = {name: split_labels(splits[name]) for name in ("easy", "medium", "hard")}
+    readings = {name: [normalize_label(label) for label in words] for name, words in labels.items()}
+    readings["hard"][0] = "wrong"
+    monkeypatch.setattr(cdistnet_recipes, "cdistnet_readings", lambda *args: readings)
+    row = cdistnet_recipes.pipeline_accuracy(session, "hr", "finetune-hr")
+    assert row["easy"] == row["medium"] == 1.0
+    assert row["hard"] == 1 - 1 / len(labels["hard"])
+    assert row["average"] == pytest.approx(1 - 1 / sum(map(len, labels.values())))
+
+
+def test_table_1_pipelines_name_existing_recipes():
+    for images, name in cdistnet_recipes.TABLE_1_PIPELINES.values():
+        assert name in cdistnet_recipes.CDISTNET_RECIPES["demo"]
+        assert images in ("bicubic", "hr") or images in recipes.SR_RECIPES["demo"]
+
+
+def test_scene_text_pretraining_reads_the_given_lmdbs_and_names_what_is_missing(
+    tiny_cdistnet, tmp_path, monkeypatch
+):
+    from PIL import Image
+
+    from ocrsr_lib.data.scene_text import write_scene_text_lmdb
+
+    recipe = cdistnet_recipes.CDistNetRecipe("demo", TrainConfig(steps=1), data="scene-text")
+    with pytest.raises(FileNotFoundError, match="OCRSR_SCENE_TEXT"):
+        cdistnet_recipes.training_data(tiny_cdistnet, recipe)
+    words = [(Image.new("RGB", (100, 32), "white"), word) for word in ("one", "two", "three")]
+    write_scene_text_lmdb(tmp_path / "mj", words)
+    monkeypatch.setenv("OCRSR_SCENE_TEXT", str(tmp_path / "mj"))
+    session = setup("demo", device="cpu", textzoom=tiny_cdistnet.textzoom, verbose=False)
+    train, validation = cdistnet_recipes.training_data(session, recipe)
+    assert len(train) == 3 and train[2][2] == "three" and tuple(train[0][1].shape) == (3, 32, 128)
+    assert len(validation) > 0  # validation stays on TextZoom words
+    plain = replace(recipe, data="text")
+    assert cdistnet_recipes.training_data_fingerprint(
+        session, recipe
+    ) != cdistnet_recipes.training_data_fingerprint(session, plain)
+    with pytest.raises(ValueError, match="images='hr'"):
+        replace(recipe, images="bicubic")

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ocrsr_lib import recipes
+from ocrsr_lib import reading, recipes
 from ocrsr_lib.config import setup
 from ocrsr_lib.losses import SYMBOLS
 from ocrsr_lib.models.recognizer import (
@@ -146,3 +146,15 @@ def test_format_accuracy_prints_percentages_per_row_and_column():
     assert lines[0].split() == ["images", "easy", "average"]
     assert lines[1].split() == ["HR", "50.0%", "25.0%"]
     assert lines[2].split() == ["bicubic", "12.5%", "0.0%"]
+
+
+def test_accuracy_of_scores_as_textzoom_and_refuses_unequal_lengths():
+    assert reading.accuracy_of(["hello", "w0rld"], ["Hello!", "World"]) == 0.5
+    with pytest.raises(ValueError, match="2 words read for 1 labels"):
+        reading.accuracy_of(["a", "b"], ["a"])
+
+
+def test_character_marks_compare_place_by_place():
+    assert reading.character_marks("hallo", "Hello!") == [True, False, True, True, True]
+    assert reading.character_marks("hello1", "hello") == [True] * 5 + [False]
+    assert reading.character_marks("", "abc") == []
