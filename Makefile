@@ -21,7 +21,7 @@ book: $(STAMP)
 
 # the profile nbval executes the chapters on: `smoke` runs every cell's code path with the demo's
 # data and models at 5% of the training steps; `make test TEST_PROFILE=demo` checks the book's own
-# run (about three quarters of an hour per chapter group on a 2-core CPU)
+# run (as long as `make book` from an empty cache: chapters 1 to 3 took about 45 min on 2 cores)
 TEST_PROFILE ?= smoke
 
 ## Lint, unit tests, then re-execute every chapter with nbval (on TEST_PROFILE).
