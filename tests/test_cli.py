@@ -39,3 +39,23 @@ def test_train_sr_trains_a_recipe_and_reports_psnr(tiny_recipes, capsys):
     assert main(["train-sr", "edsr", "--textzoom", str(tiny_recipes), "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "4 steps" in printed and "bicubic" in printed and "edsr" in printed
+
+
+def test_train_cdistnet_trains_a_recipe_and_reports_its_accuracy(tiny_recipes, monkeypatch, capsys):
+    from ocrsr_lib import cdistnet_recipes
+    from ocrsr_lib.train import TrainConfig
+
+    tiny = TrainConfig(steps=2, batch_size=4, learning_rate=1e-3)
+    demo = {"pretrain": cdistnet_recipes.CDistNetRecipe("demo", tiny, augment=False)}
+    monkeypatch.setitem(cdistnet_recipes.CDISTNET_RECIPES, "demo", demo)
+    arguments = ["train-cdistnet", "pretrain", "--textzoom", str(tiny_recipes), "--device", "cpu"]
+    assert main(arguments) == 0
+    printed = capsys.readouterr().out
+    assert "2 steps" in printed and "hr -> pretrain" in printed and "average" in printed
+
+
+def test_paper_pretraining_without_scene_text_names_the_variable(tiny_recipes, monkeypatch, capsys):
+    monkeypatch.delenv("OCRSR_SCENE_TEXT", raising=False)
+    arguments = ["train-cdistnet", "pretrain", "--profile", "paper", "--device", "cpu"]
+    assert main([*arguments, "--textzoom", str(tiny_recipes)]) == 2
+    assert "OCRSR_SCENE_TEXT" in capsys.readouterr().err
