@@ -1,7 +1,8 @@
 """Benchmarks: measured figures for the closing notes and the book's appendix (not tests).
 
 Prints a table: synthetic TextZoom generation rate, LMDB loading rate through a DataLoader, and
-SR training speed with the MSE and with the text-focus loss (the cost of the guide).
+SR training speed with the MSE and with the text-focus loss (the cost of the guide), CDistNet
+training speed, and CDistNet reading speed greedy vs beam 10.
 Run with `make bench` or `.venv/bin/python benchmarks/run_benchmarks.py [--pairs N]`.
 """
 
@@ -12,6 +13,7 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -21,7 +23,15 @@ from ocrsr_lib.data import TextZoomDataset
 from ocrsr_lib.data.synth import generate_split
 from ocrsr_lib.losses import TextFocusLoss
 from ocrsr_lib.models import EDSR, EDSR_CONFIGS, TBSRN, TBSRN_CONFIGS, RectifiedSR
+from ocrsr_lib.models.cdistnet import (
+    CDISTNET_CONFIGS,
+    CDistNet,
+    encode_targets,
+    read_words,
+    to_cdistnet_input,
+)
 from ocrsr_lib.models.recognizer import RECOGNIZER_CONFIGS, TextRecognizer
+from ocrsr_lib.recognition import label_smoothed_cross_entropy
 
 WORDS = ["street", "coffee", "open", "24", "exit", "bakery", "no", "parking"]
 
@@ -97,6 +107,47 @@ def sr_training_rate(
     return steps * batch_size / (time.perf_counter() - start)
 
 
+def timed_rate(work: Callable[[], None], images: int, repeats: int) -> float:
+    """Images per second of `work` (which handles `images` images), after one warm-up call."""
+    cuda = torch.cuda.is_available()
+    work()
+    if cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        work()
+    if cuda:
+        torch.cuda.synchronize()
+    return repeats * images / (time.perf_counter() - start)
+
+
+def cdistnet_training_rate(size: str, batch_size: int, steps: int = 4) -> float:
+    """Images per second of CDistNet training steps (official optimiser, smoothed loss)."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = CDistNet(CDISTNET_CONFIGS[size]).to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9)
+    images = to_cdistnet_input(torch.rand(batch_size, 3, 32, 128, device=device))
+    targets = encode_targets([WORDS[i % len(WORDS)] for i in range(batch_size)], device=device)
+
+    def step() -> None:
+        loss = label_smoothed_cross_entropy(model(images, targets), targets[:, 1:])
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+
+    return timed_rate(step, batch_size, steps)
+
+
+def cdistnet_reading_rate(size: str, batch_size: int, beam_size: int, repeats: int = 2) -> float:
+    """Images per second of CDistNet decoding (greedy is beam 1) on random images; an untrained
+    model runs to the step limit or stops early, so only compare beams within one table."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = CDistNet(CDISTNET_CONFIGS[size]).to(device).eval()
+    images = torch.rand(batch_size, 3, 32, 128, device=device)
+    return timed_rate(lambda: read_words(model, images, beam_size, 12), batch_size, repeats)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", type=int, default=1000, help="pairs to generate per setting")
@@ -123,6 +174,13 @@ def main() -> None:
         guide = TextRecognizer(RECOGNIZER_CONFIGS[size])
         rate = sr_training_rate(build(), batch, loss=TextFocusLoss(guide))
         rows.append((f"SR training (text-focus, {size} guide), {name}, batch {batch}", rate))
+    for size, batch in (("demo", 32), ("paper", 2)):
+        rows.append(
+            (f"CDistNet training, {size}, batch {batch}", cdistnet_training_rate(size, batch))
+        )
+        for beam in (1, 10):
+            rate = cdistnet_reading_rate(size, 4 * batch, beam)
+            rows.append((f"CDistNet reading, {size}, beam {beam}, 12 steps", rate))
     print(f"{'measurement':64s} {'pairs or images/s':>18s}")
     for name, rate in rows:
         print(f"{name:64s} {rate:18.1f}")
