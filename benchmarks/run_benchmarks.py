@@ -68,6 +68,20 @@ def loading_rate(split: Path, workers: int, batch_size: int = 64, epochs: int = 
     return epochs * len(dataset) / (time.perf_counter() - start)
 
 
+def timed_rate(work: Callable[[], None], images: int, repeats: int) -> float:
+    """Images per second of `work` (which handles `images` images), after one warm-up call."""
+    cuda = torch.cuda.is_available()
+    work()
+    if cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        work()
+    if cuda:
+        torch.cuda.synchronize()
+    return repeats * images / (time.perf_counter() - start)
+
+
 def sr_training_rate(
     model: torch.nn.Module,
     batch_size: int = 16,
@@ -96,29 +110,7 @@ def sr_training_rate(
         value.backward()
         optimizer.step()
 
-    step()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return steps * batch_size / (time.perf_counter() - start)
-
-
-def timed_rate(work: Callable[[], None], images: int, repeats: int) -> float:
-    """Images per second of `work` (which handles `images` images), after one warm-up call."""
-    cuda = torch.cuda.is_available()
-    work()
-    if cuda:
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        work()
-    if cuda:
-        torch.cuda.synchronize()
-    return repeats * images / (time.perf_counter() - start)
+    return timed_rate(step, batch_size, steps)
 
 
 def cdistnet_training_rate(size: str, batch_size: int, steps: int = 4) -> float:

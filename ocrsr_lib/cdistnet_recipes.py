@@ -21,14 +21,20 @@ from ocrsr_lib.config import SCENE_TEXT_ENV, Session
 from ocrsr_lib.data import TEST_DIFFICULTIES, session_splits, split_labels
 from ocrsr_lib.data.scene_text import SceneTextDataset
 from ocrsr_lib.models.cdistnet import CDISTNET_CONFIGS, CDistNet
-from ocrsr_lib.reading import IMAGE_SOURCES, accuracy_of, read_split, word_accuracy
+from ocrsr_lib.reading import (
+    IMAGE_SOURCES,
+    accuracy_of,
+    read_split,
+    with_average,
+    word_accuracy,
+)
 from ocrsr_lib.recipes import (
+    recipe_from,
     recipe_key,
     short_hash,
     text_fingerprint,
     text_train_and_validation,
     trained_sr,
-    within_budget,
 )
 from ocrsr_lib.recognition import cdistnet_batch_loss
 from ocrsr_lib.train import TrainConfig, TrainResult, train_model
@@ -105,13 +111,7 @@ CDISTNET_RECIPES: dict[str, dict[str, CDistNetRecipe]] = {
 
 def cdistnet_recipe_for(session: Session, name: str) -> CDistNetRecipe:
     """The CDistNet recipe called `name` in the session's profile."""
-    recipes = CDISTNET_RECIPES[session.profile.recipe_table]
-    if name not in recipes:
-        profile = session.profile.name
-        raise KeyError(
-            f"no CDistNet recipe {name!r} in profile {profile!r}; known: {list(recipes)}"
-        )
-    return within_budget(session, recipes[name])
+    return recipe_from(CDISTNET_RECIPES, session, name, "CDistNet")
 
 
 def cdistnet_key(session: Session, name: str) -> str:
@@ -228,9 +228,9 @@ def cdistnet_readings(
     model = trained_cdistnet(session, name).model.to(session.device)
     source = image_source(session, images)
     splits = session_splits(session)
+    reader = _BeamReader(model, beam_size)
     readings = {}
     for split in TEST_DIFFICULTIES:
-        reader = _BeamReader(model, beam_size)
         readings[split], _ = read_split(reader, splits[split], source, session.device)
     save_checkpoint(path, {"readings": readings})
     return readings
@@ -252,7 +252,5 @@ def pipeline_accuracy(session: Session, images: str, name: str) -> dict[str, flo
     (weighted by split size, as TextZoom averages)."""
     splits = session_splits(session)
     readings = cdistnet_readings(session, name, images)
-    row = {s: accuracy_of(readings[s], split_labels(splits[s])) for s in TEST_DIFFICULTIES}
-    total = sum(len(splits[s]) for s in TEST_DIFFICULTIES)
-    row["average"] = sum(row[s] * len(splits[s]) for s in TEST_DIFFICULTIES) / total
-    return row
+    test = {s: splits[s] for s in TEST_DIFFICULTIES}
+    return with_average({s: accuracy_of(readings[s], split_labels(test[s])) for s in test}, test)

@@ -114,14 +114,18 @@ def accuracy_table(
 ) -> dict[str, dict[str, float]]:
     """Word accuracy per image source (rows) and split (columns), with a size-weighted average."""
     table: dict[str, dict[str, float]] = {}
-    total = sum(len(split) for split in splits.values())
     for name, source in sources.items():
         row = {
             split: word_accuracy(recognizer, data, source, device) for split, data in splits.items()
         }
-        row["average"] = sum(row[s] * len(d) for s, d in splits.items()) / total
-        table[name] = row
+        table[name] = with_average(row, splits)
     return table
+
+
+def with_average(row: Mapping[str, float], splits: Mapping[str, Dataset]) -> dict[str, float]:
+    """A row of per-split accuracies plus their "average", each split weighted by its size."""
+    total = sum(len(split) for split in splits.values())
+    return {**row, "average": sum(row[s] * len(d) for s, d in splits.items()) / total}
 
 
 def format_accuracy(table: Mapping[str, Mapping[str, float]], label: str = "images") -> str:

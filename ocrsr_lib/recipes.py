@@ -146,15 +146,18 @@ SR_RECIPES: dict[str, dict[str, SRRecipe]] = {"demo": _demo_recipes(), "paper": 
 
 def recipe_for(session: Session, name: str) -> SRRecipe:
     """The recipe called `name` in the session's profile."""
-    recipes = SR_RECIPES[session.profile.recipe_table]
+    return recipe_from(SR_RECIPES, session, name, "SR")
+
+
+def recipe_from(
+    tables: dict[str, dict[str, RecipeT]], session: Session, name: str, kind: str
+) -> RecipeT:
+    """Recipe `name` of the session profile's table, its training cut to the profile's budget."""
+    recipes = tables[session.profile.recipe_table]
     if name not in recipes:
         profile = session.profile.name
-        raise KeyError(f"no SR recipe {name!r} in profile {profile!r}; known: {list(recipes)}")
-    return within_budget(session, recipes[name])
-
-
-def within_budget(session: Session, recipe: RecipeT) -> RecipeT:
-    """The recipe with its training cut to the session profile's budget (a frozen copy)."""
+        raise KeyError(f"no {kind} recipe {name!r} in profile {profile!r}; known: {list(recipes)}")
+    recipe = recipes[name]
     return replace(recipe, train=recipe.train.scaled(session.profile.budget))
 
 
@@ -349,11 +352,7 @@ RECOGNIZER_RECIPES: dict[str, dict[str, RecognizerRecipe]] = {
 
 def recognizer_recipe_for(session: Session, name: str) -> RecognizerRecipe:
     """The recognizer recipe called `name` in the session's profile."""
-    recipes = RECOGNIZER_RECIPES[session.profile.recipe_table]
-    if name not in recipes:
-        profile = session.profile.name
-        raise KeyError(f"no recognizer recipe {name!r} in {profile!r}; known: {list(recipes)}")
-    return within_budget(session, recipes[name])
+    return recipe_from(RECOGNIZER_RECIPES, session, name, "recognizer")
 
 
 def recognizer_checkpoint_path(session: Session, name: str) -> Path:

@@ -64,39 +64,3 @@ def moving_average(values: Sequence[float], window: int) -> tuple[np.ndarray, np
     window = max(1, min(window, len(values)))
     means = np.convolve(values, np.ones(window) / window, mode="valid")
     return np.arange(window, len(values) + 1), means
-
-
-RIGHT, WRONG = "#2f855a", "#c53030"
-
-
-def coloured_word(
-    axis: plt.Axes, word: str, marks: Sequence[bool], y: float = -0.25, size: float = 10
-) -> None:
-    """Write `word` under an image axis, each character green when its mark is True, else red
-    (an empty reading is shown as a red "(nothing)")."""
-    if not word:
-        axis.text(
-            0.5,
-            y,
-            "(nothing)",
-            color=WRONG,
-            ha="center",
-            va="top",
-            size=size,
-            transform=axis.transAxes,
-        )
-        return
-    advance = 0.6 * size  # DejaVu Sans Mono's advance, in points
-    start = -advance * len(word) / 2
-    for index, (character, right) in enumerate(zip(word, marks, strict=True)):
-        axis.annotate(
-            character,
-            (0.5, y),
-            xycoords="axes fraction",
-            xytext=(start + index * advance, 0),
-            textcoords="offset points",
-            color=RIGHT if right else WRONG,
-            family="DejaVu Sans Mono",
-            size=size,
-            va="top",
-        )
