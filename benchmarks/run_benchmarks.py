@@ -143,6 +143,9 @@ def cdistnet_reading_rate(size: str, batch_size: int, beam_size: int, repeats: i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", type=int, default=1000, help="pairs to generate per setting")
+    parser.add_argument(
+        "--paper-batch", type=int, default=2, help="batch for the paper-size models (GPU: 32+)"
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}", flush=True)
     rows = []
@@ -161,12 +164,12 @@ def main() -> None:
     }
     for name, build in models.items():
         size = "demo" if "demo" in name else "paper"
-        batch = 16 if size == "demo" else 2
+        batch = 16 if size == "demo" else args.paper_batch
         rows.append((f"SR training (MSE), {name}, batch {batch}", sr_training_rate(build(), batch)))
         guide = TextRecognizer(RECOGNIZER_CONFIGS[size])
         rate = sr_training_rate(build(), batch, loss=TextFocusLoss(guide))
         rows.append((f"SR training (text-focus, {size} guide), {name}, batch {batch}", rate))
-    for size, batch in (("demo", 32), ("paper", 2)):
+    for size, batch in (("demo", 32), ("paper", args.paper_batch)):
         rows.append(
             (f"CDistNet training, {size}, batch {batch}", cdistnet_training_rate(size, batch))
         )

@@ -65,26 +65,31 @@ class CDistNetRecipe:
 _OFFICIAL = {"betas": (0.9, 0.98), "adam_epsilon": 1e-9, "gradient_clip": 5.0}
 
 
-def _fine_tunes(size: str, settings: TrainConfig) -> dict[str, CDistNetRecipe]:
+def _fine_tunes(
+    size: str, settings: TrainConfig, augment: bool = True
+) -> dict[str, CDistNetRecipe]:
     images = ("hr", "bicubic", "stn-edsr-text-focus", "tbsrn-text-focus")
-    return {f"finetune-{i}": CDistNetRecipe(size, settings, i, "pretrain") for i in images}
+    return {f"finetune-{i}": CDistNetRecipe(size, settings, i, "pretrain", augment) for i in images}
 
 
 def _demo_recipes() -> dict[str, CDistNetRecipe]:
-    # provisional budgets: sized against the book's time budget before chapter 4 uses them
+    # measured on the demo words: at a constant 3e-4 the attention stays flat (accuracy ~0.5%)
+    # for about 4000 steps, then aligns; 8000 steps reach ~64% on the held-out HR words
     pretrain = TrainConfig(
-        steps=1500,
+        steps=8000,
         batch_size=32,
-        learning_rate=1e-3,
-        schedule="cosine",
-        warmup_steps=50,
+        learning_rate=3e-4,
+        schedule="constant",
+        warmup_steps=200,
         validate_every=500,
         **_OFFICIAL,
     )
+    # fine-tuning adapts an already aligned reader to its images: short, decaying to zero
     fine_tune = replace(
-        pretrain, steps=300, learning_rate=3e-4, warmup_steps=10, validate_every=100
+        pretrain, steps=1000, schedule="cosine", warmup_steps=50, validate_every=250
     )
-    return {"pretrain": CDistNetRecipe("demo", pretrain), **_fine_tunes("demo", fine_tune)}
+    pretraining = CDistNetRecipe("demo", pretrain, augment=False)
+    return {"pretrain": pretraining, **_fine_tunes("demo", fine_tune, augment=False)}
 
 
 def _paper_recipes() -> dict[str, CDistNetRecipe]:
@@ -228,7 +233,7 @@ def cdistnet_readings(
     model = trained_cdistnet(session, name).model.to(session.device)
     source = image_source(session, images)
     splits = session_splits(session)
-    reader = _BeamReader(model, beam_size)
+    reader = BeamReader(model, beam_size)
     readings = {}
     for split in TEST_DIFFICULTIES:
         readings[split], _ = read_split(reader, splits[split], source, session.device)
@@ -236,7 +241,7 @@ def cdistnet_readings(
     return readings
 
 
-class _BeamReader(nn.Module):
+class BeamReader(nn.Module):
     """A CDistNet whose `.read` decodes with a fixed beam width (what `read_split` calls)."""
 
     def __init__(self, model: CDistNet, beam_size: int) -> None:
@@ -254,3 +259,12 @@ def pipeline_accuracy(session: Session, images: str, name: str) -> dict[str, flo
     readings = cdistnet_readings(session, name, images)
     test = {s: splits[s] for s in TEST_DIFFICULTIES}
     return with_average({s: accuracy_of(readings[s], split_labels(test[s])) for s in test}, test)
+
+
+def table_1(session: Session) -> dict[str, dict[str, float]]:
+    """The paper's Table 1 as this session measures it: every pipeline's accuracy per
+    difficulty and on average (trains and reads whatever is not cached yet)."""
+    return {
+        row: pipeline_accuracy(session, images, name)
+        for row, (images, name) in TABLE_1_PIPELINES.items()
+    }

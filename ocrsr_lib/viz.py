@@ -64,3 +64,41 @@ def moving_average(values: Sequence[float], window: int) -> tuple[np.ndarray, np
     window = max(1, min(window, len(values)))
     means = np.convolve(values, np.ones(window) / window, mode="valid")
     return np.arange(window, len(values) + 1), means
+
+
+RIGHT_COLOUR, WRONG_COLOUR = "#1a9850", "#d73027"  # green, red
+
+
+def marked_word(
+    axis: plt.Axes, word: str, marks: Sequence[bool], y: float = -0.28, fontsize: int = 11
+) -> list[plt.Text]:
+    """Write a reading under an image axis, each character green if right and red if wrong
+    (Figure 2's style); an empty reading is shown as a red "(nothing)"."""
+    if len(marks) != len(word):
+        raise ValueError(f"{len(marks)} marks for the {len(word)} characters of {word!r}")
+    if not word:
+        text = axis.text(
+            0.5,
+            y,
+            "(nothing)",
+            color=WRONG_COLOUR,
+            ha="center",
+            transform=axis.transAxes,
+            fontsize=fontsize,
+        )
+        return [text]
+    step = min(0.9 / len(word), 0.08)
+    left = 0.5 - step * (len(word) - 1) / 2
+    return [
+        axis.text(
+            left + i * step,
+            y,
+            character,
+            color=RIGHT_COLOUR if right else WRONG_COLOUR,
+            ha="center",
+            transform=axis.transAxes,
+            family="monospace",
+            fontsize=fontsize,
+        )
+        for i, (character, right) in enumerate(zip(word, marks, strict=True))
+    ]

@@ -96,6 +96,20 @@ def test_pipeline_accuracy_scores_the_cached_readings(tiny_cdistnet, monkeypatch
     assert row["average"] == pytest.approx(1 - 1 / sum(map(len, labels.values())))
 
 
+def test_table_1_reads_each_pipeline_once_with_its_own_cdistnet(tiny_cdistnet, monkeypatch):
+    calls = []
+
+    def accuracy(session, images, name):
+        calls.append((images, name))
+        return {"average": len(calls) / 10}
+
+    monkeypatch.setattr(cdistnet_recipes, "pipeline_accuracy", accuracy)
+    table = cdistnet_recipes.table_1(tiny_cdistnet)
+    assert list(table) == list(cdistnet_recipes.TABLE_1_PIPELINES)
+    assert calls == list(cdistnet_recipes.TABLE_1_PIPELINES.values())
+    assert table["bicubic + CDistNet (fine-tuned)"] == {"average": 0.5}
+
+
 def test_table_1_pipelines_name_existing_recipes():
     for images, name in cdistnet_recipes.TABLE_1_PIPELINES.values():
         assert name in cdistnet_recipes.CDISTNET_RECIPES["demo"]
