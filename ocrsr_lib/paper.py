@@ -30,3 +30,11 @@ PAPER_TABLE_1: dict[str, dict[str, float]] = {
     },
     "bicubic + CDistNet (fine-tuned)": {"average": 61.47},  # per difficulty not published
 }
+
+
+def as_fractions(table: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """A published table in percent as fractions, the unit the book's accuracy tables use."""
+    return {
+        row: {column: value / 100 for column, value in cells.items()}
+        for row, cells in table.items()
+    }

@@ -99,6 +99,22 @@ def word_accuracy(
     return accuracy_of(*read_split(recognizer, dataset, source, device, batch_size))
 
 
+def paired_difference(
+    first: Sequence[str], second: Sequence[str], labels: Sequence[str]
+) -> tuple[int, int, float]:
+    """Two readers on the same words: how many only the first reads right, how many only the
+    second, and McNemar's z = (a - b) / sqrt(a + b); |z| < 2 is within noise."""
+    if not len(first) == len(second) == len(labels):
+        raise ValueError(f"{len(first)} and {len(second)} words read for {len(labels)} labels")
+    first_right = [accuracy_of([w], [t]) == 1 for w, t in zip(first, labels, strict=True)]
+    second_right = [accuracy_of([w], [t]) == 1 for w, t in zip(second, labels, strict=True)]
+    only_first = sum(a and not b for a, b in zip(first_right, second_right, strict=True))
+    only_second = sum(b and not a for a, b in zip(first_right, second_right, strict=True))
+    disagreements = only_first + only_second
+    z = (only_first - only_second) / disagreements**0.5 if disagreements else 0.0
+    return only_first, only_second, z
+
+
 def character_marks(word: str, label: str) -> list[bool]:
     """Per character of a word read, whether it equals the label's character at that place
     (the label normalised as TextZoom scores); what Figure 2 colours green or red."""
@@ -129,12 +145,14 @@ def with_average(row: Mapping[str, float], splits: Mapping[str, Dataset]) -> dic
 
 
 def format_accuracy(table: Mapping[str, Mapping[str, float]], label: str = "images") -> str:
-    """An accuracy table (rows, then columns such as splits) as plain text in percent."""
-    columns = list(next(iter(table.values())))
+    """An accuracy table (rows, then columns such as splits) as plain text in percent; a value
+    a row lacks (the paper publishes only some) is printed as a dash."""
+    columns = list(dict.fromkeys(column for row in table.values() for column in row))
     width = max(len(label), *(len(row) for row in table)) + 2
     lines = [f"{label:{width}s}" + "".join(f"{column:>10s}" for column in columns)]
     for name, row in table.items():
-        lines.append(f"{name:{width}s}" + "".join(f"{100 * row[c]:9.1f}%" for c in columns))
+        cells = (f"{100 * row[c]:9.1f}%" if c in row else f"{'-':>10s}" for c in columns)
+        lines.append(f"{name:{width}s}" + "".join(cells))
     return "\n".join(lines)
 
 

@@ -146,12 +146,23 @@ def test_format_accuracy_prints_percentages_per_row_and_column():
     assert lines[0].split() == ["images", "easy", "average"]
     assert lines[1].split() == ["HR", "50.0%", "25.0%"]
     assert lines[2].split() == ["bicubic", "12.5%", "0.0%"]
+    partial = format_accuracy({"paper": {"easy": 0.5, "average": 0.6}, "bicubic": {"average": 0.4}})
+    assert partial.splitlines()[2].split() == ["bicubic", "-", "40.0%"]
 
 
 def test_accuracy_of_scores_as_textzoom_and_refuses_unequal_lengths():
     assert reading.accuracy_of(["hello", "w0rld"], ["Hello!", "World"]) == 0.5
     with pytest.raises(ValueError, match="2 words read for 1 labels"):
         reading.accuracy_of(["a", "b"], ["a"])
+
+
+def test_paired_difference_counts_disagreements_and_mcnemars_z():
+    labels = ["a", "b", "c", "d", "e"]
+    first, second = ["a", "b", "c", "x", "x"], ["a", "x", "x", "x", "e"]
+    assert reading.paired_difference(first, second, labels) == (2, 1, pytest.approx(1 / 3**0.5))
+    assert reading.paired_difference(labels, labels, labels) == (0, 0, 0.0)
+    with pytest.raises(ValueError, match="5 and 4 words read for 5 labels"):
+        reading.paired_difference(first, second[:4], labels)
 
 
 def test_character_marks_compare_place_by_place():
