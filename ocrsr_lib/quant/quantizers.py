@@ -1,0 +1,143 @@
+"""Fake quantization of one weight tensor: a clipping range per tensor or per output channel
+(ACIQ, min-max or an MSE search), then PyTorch's own fake-quantize operation on 2^bits levels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ocrsr_lib.quant.aciq import aciq_alpha, check_bits
+
+METHODS = ("aciq-laplace", "aciq-gaussian", "aciq-mix", "minmax", "mse")
+GRANULARITIES = ("tensor", "channel")
+MSE_CANDIDATES = 100  # clipping fractions of the min-max range tried by the "mse" search
+
+
+@dataclass(frozen=True)
+class QuantSpec:
+    """How a weight is quantized: bit width, clipping method, granularity, bias correction."""
+
+    bits: int
+    method: str = "aciq-mix"
+    granularity: str = "channel"
+    bias_correction: bool = False
+
+    def __post_init__(self) -> None:
+        check_bits(self.bits)
+        if self.method not in METHODS:
+            raise ValueError(f"unknown quantization method {self.method!r}; choose from {METHODS}")
+        if self.granularity not in GRANULARITIES:
+            raise ValueError(f"unknown granularity {self.granularity!r}; choose {GRANULARITIES}")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The integer grid a weight is rounded to: value = (q - zero_point) * scale, q in
+    [0, 2^bits - 1]; scale and zero_point have one entry (tensor) or one per output channel."""
+
+    bits: int
+    scale: torch.Tensor
+    zero_point: torch.Tensor
+
+    @property
+    def per_channel(self) -> bool:
+        return self.scale.numel() > 1
+
+
+def rows(weight: torch.Tensor, granularity: str) -> torch.Tensor:
+    """The weight as (groups, values): one row for the tensor, or one per output channel."""
+    return weight.reshape(1, -1) if granularity == "tensor" else weight.reshape(weight.shape[0], -1)
+
+
+def aciq_range(values: torch.Tensor, bits: int, prior: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row: mean -+ alpha * scale, the scale being b = mean |x - mean| (Laplace) or the
+    standard deviation (Gaussian), never beyond the row's own minimum and maximum."""
+    mean = values.mean(dim=1)
+    centred = values - mean[:, None]
+    spread = centred.abs().mean(dim=1) if prior == "laplace" else centred.pow(2).mean(dim=1).sqrt()
+    alpha = aciq_alpha(bits, prior) * spread
+    low = torch.maximum(mean - alpha, values.amin(dim=1))
+    return low, torch.minimum(mean + alpha, values.amax(dim=1))
+
+
+def grid_for(low: torch.Tensor, high: torch.Tensor, bits: int) -> Grid:
+    """The affine grid of 2^bits levels spanning [low, high] per row, with zero exactly on it."""
+    low, high = (
+        torch.minimum(low, torch.zeros_like(low)),
+        torch.maximum(high, torch.zeros_like(high)),
+    )
+    levels = 2**bits - 1
+    scale = ((high - low) / levels).clamp(min=torch.finfo(torch.float32).tiny * 1e6)
+    zero_point = torch.round(-low / scale).clamp(0, levels).to(torch.int32)
+    return Grid(bits, scale.float(), zero_point)
+
+
+def fake_quantize(weight: torch.Tensor, grid: Grid) -> torch.Tensor:
+    """Round and clamp to the grid and map back to floats (torch's fake-quantize operation)."""
+    levels = 2**grid.bits - 1
+    if not grid.per_channel:
+        return torch.fake_quantize_per_tensor_affine(
+            weight.float(), grid.scale.item(), int(grid.zero_point.item()), 0, levels
+        )
+    return torch.fake_quantize_per_channel_affine(
+        weight.float(), grid.scale, grid.zero_point, 0, 0, levels
+    )
+
+
+def _row_errors(
+    values: torch.Tensor, grid: Grid, granularity: str, shape: torch.Size
+) -> torch.Tensor:
+    quantized = rows(fake_quantize(values.reshape(shape), grid), granularity)
+    return (quantized - values).pow(2).mean(dim=1)
+
+
+def _best_of(candidates: list[Grid], values: torch.Tensor, granularity: str, shape) -> Grid:
+    """Per row, the candidate grid with the least squared error on that row."""
+    errors = torch.stack([_row_errors(values, g, granularity, shape) for g in candidates])
+    best = errors.argmin(dim=0)
+    scale = torch.stack([g.scale.reshape(-1) for g in candidates]).gather(0, best[None])[0]
+    zero = torch.stack([g.zero_point.reshape(-1) for g in candidates]).gather(0, best[None])[0]
+    return Grid(candidates[0].bits, scale, zero)
+
+
+def choose_grid(weight: torch.Tensor, spec: QuantSpec) -> Grid:
+    """The grid `spec` picks for this weight (per tensor or per output channel)."""
+    values = rows(weight.detach().float(), spec.granularity)
+    low, high = values.amin(dim=1), values.amax(dim=1)
+    if spec.method == "minmax":
+        return grid_for(low, high, spec.bits)
+    if spec.method in ("aciq-laplace", "aciq-gaussian"):
+        return grid_for(
+            *aciq_range(values, spec.bits, spec.method.removeprefix("aciq-")), spec.bits
+        )
+    if spec.method == "aciq-mix":
+        priors = ("laplace", "gaussian")
+        candidates = [grid_for(*aciq_range(values, spec.bits, p), spec.bits) for p in priors]
+    else:  # "mse": shrink the min-max range around the mean, keep the best per row
+        mean = values.mean(dim=1)
+        fractions = torch.linspace(1.0, 0.05, MSE_CANDIDATES)
+        candidates = [
+            grid_for(mean + f * (low - mean), mean + f * (high - mean), spec.bits)
+            for f in fractions
+        ]
+    return _best_of(candidates, values, spec.granularity, weight.shape)
+
+
+def correct_bias(weight: torch.Tensor, quantized: torch.Tensor) -> torch.Tensor:
+    """ACIQ's bias correction: give each output channel of the quantized weight the mean and
+    the norm (about the mean) of the original channel."""
+    original, ours = rows(weight.float(), "channel"), rows(quantized, "channel")
+    mean, our_mean = original.mean(dim=1, keepdim=True), ours.mean(dim=1, keepdim=True)
+    norm = (original - mean).norm(dim=1, keepdim=True)
+    our_norm = (ours - our_mean).norm(dim=1, keepdim=True).clamp(min=1e-12)
+    return ((ours - our_mean) * (norm / our_norm) + mean).reshape(weight.shape)
+
+
+def quantize_weight(weight: torch.Tensor, spec: QuantSpec) -> tuple[torch.Tensor, Grid]:
+    """The fake-quantized weight (same shape, float) and the grid it was rounded to."""
+    grid = choose_grid(weight, spec)
+    quantized = fake_quantize(weight.detach(), grid)
+    if spec.bias_correction:
+        quantized = correct_bias(weight.detach(), quantized)
+    return quantized.to(weight.dtype), grid
