@@ -34,7 +34,8 @@ class QuantSpec:
 @dataclass(frozen=True)
 class Grid:
     """The integer grid a weight is rounded to: value = (q - zero_point) * scale, q in
-    [0, 2^bits - 1]; scale and zero_point have one entry (tensor) or one per output channel."""
+    [0, 2^bits - 1]; scale and zero_point have one entry (tensor) or one per output channel.
+    zero_point is an integer, except after bias correction moves the grid per channel."""
 
     bits: int
     scale: torch.Tensor
@@ -43,6 +44,24 @@ class Grid:
     @property
     def per_channel(self) -> bool:
         return self.scale.numel() > 1
+
+    def broadcast(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """scale and zero_point shaped to broadcast against `weight` (channels first)."""
+        shape = (-1,) + (1,) * (weight.dim() - 1) if self.per_channel else ()
+        return self.scale.reshape(shape), self.zero_point.float().reshape(shape)
+
+
+@dataclass(frozen=True)
+class QuantizedWeight:
+    """A weight as stored: its integers (uint8, one per value) and the grid they live on."""
+
+    integers: torch.Tensor
+    grid: Grid
+
+    def values(self) -> torch.Tensor:
+        """The float weight the integers stand for: (q - zero_point) * scale."""
+        scale, zero_point = self.grid.broadcast(self.integers)
+        return (self.integers.float() - zero_point) * scale
 
 
 def rows(weight: torch.Tensor, granularity: str) -> torch.Tensor:
@@ -124,20 +143,30 @@ def choose_grid(weight: torch.Tensor, spec: QuantSpec) -> Grid:
     return _best_of(candidates, values, spec.granularity, weight.shape)
 
 
-def correct_bias(weight: torch.Tensor, quantized: torch.Tensor) -> torch.Tensor:
-    """ACIQ's bias correction: give each output channel of the quantized weight the mean and
-    the norm (about the mean) of the original channel."""
-    original, ours = rows(weight.float(), "channel"), rows(quantized, "channel")
-    mean, our_mean = original.mean(dim=1, keepdim=True), ours.mean(dim=1, keepdim=True)
-    norm = (original - mean).norm(dim=1, keepdim=True)
-    our_norm = (ours - our_mean).norm(dim=1, keepdim=True).clamp(min=1e-12)
-    return ((ours - our_mean) * (norm / our_norm) + mean).reshape(weight.shape)
+def to_integers(weight: torch.Tensor, grid: Grid) -> torch.Tensor:
+    """The weight rounded to the grid's integers (uint8), as torch's fake-quantize rounds."""
+    scale, zero_point = grid.broadcast(weight)
+    levels = 2**grid.bits - 1
+    return torch.clamp(torch.round(weight.float() / scale + zero_point), 0, levels).to(torch.uint8)
 
 
-def quantize_weight(weight: torch.Tensor, spec: QuantSpec) -> tuple[torch.Tensor, Grid]:
-    """The fake-quantized weight (same shape, float) and the grid it was rounded to."""
+def correct_bias(weight: torch.Tensor, quantized: QuantizedWeight) -> QuantizedWeight:
+    """ACIQ's bias correction: move each output channel's grid so that the quantized channel
+    gets the original channel's mean and norm (about the mean); the integers stay."""
+    original, ours = rows(weight.float(), "channel"), rows(quantized.values(), "channel")
+    mean, our_mean = original.mean(dim=1), ours.mean(dim=1)
+    norm = (original - mean[:, None]).norm(dim=1)
+    our_norm = (ours - our_mean[:, None]).norm(dim=1)
+    stretch = torch.where(our_norm > 0, norm / our_norm.clamp(min=1e-30), torch.ones_like(norm))
+    grid = quantized.grid
+    scale = grid.scale.reshape(-1).expand(len(mean)) * stretch
+    # (q - z) s k + (m - m_q k) = (q - z') s k  with  z' = z - (m - m_q k) / (s k)
+    zero_point = grid.zero_point.float().reshape(-1) - (mean - our_mean * stretch) / scale
+    return QuantizedWeight(quantized.integers, Grid(grid.bits, scale, zero_point))
+
+
+def quantize_weight(weight: torch.Tensor, spec: QuantSpec) -> QuantizedWeight:
+    """The weight on the grid `spec` chooses (and moved by bias correction if asked for)."""
     grid = choose_grid(weight, spec)
-    quantized = fake_quantize(weight.detach(), grid)
-    if spec.bias_correction:
-        quantized = correct_bias(weight.detach(), quantized)
-    return quantized.to(weight.dtype), grid
+    quantized = QuantizedWeight(to_integers(weight.detach(), grid), grid)
+    return correct_bias(weight.detach(), quantized) if spec.bias_correction else quantized

@@ -1,0 +1,63 @@
+"""Quantizing a whole model by a plan (parameter name -> bit width): a fake-quantized copy,
+the stored integers and grids behind it, its theoretical size and its weight error."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ocrsr_lib.quant.quantizers import QuantizedWeight, QuantSpec, quantize_weight
+from ocrsr_lib.quant.size import ModelSize, theoretical_size
+
+
+@dataclass
+class QuantizedModel:
+    """A copy of the model whose planned weights hold their quantized values."""
+
+    model: nn.Module
+    weights: dict[str, QuantizedWeight]
+
+    @property
+    def plan(self) -> dict[str, int]:
+        return {name: weight.grid.bits for name, weight in self.weights.items()}
+
+    def size(self) -> ModelSize:
+        """The paper's theoretical size of the quantized model."""
+        return theoretical_size(self.model, self.plan)
+
+
+def quantize_model(
+    model: nn.Module,
+    plan: dict[str, int],
+    method: str = "aciq-mix",
+    granularity: str = "channel",
+    bias_correction: bool = False,
+) -> QuantizedModel:
+    """Quantize the planned weights of a copy of `model` (the original is left untouched)."""
+    quantized = copy.deepcopy(model)
+    parameters = dict(quantized.named_parameters())
+    missing = sorted(set(plan) - set(parameters))
+    if missing:
+        raise KeyError(f"the plan names parameters the model does not have: {missing[:5]}")
+    weights = {}
+    with torch.no_grad():
+        for name, bits in plan.items():
+            spec = QuantSpec(bits, method, granularity, bias_correction)
+            weights[name] = quantize_weight(parameters[name], spec)
+            parameters[name].copy_(weights[name].values().to(parameters[name].dtype))
+    return QuantizedModel(quantized, weights)
+
+
+def weight_error(original: nn.Module, quantized: QuantizedModel) -> float:
+    """Mean squared error over all quantized weight values, relative to their mean square
+    (so that layers of different scales and models of different sizes compare)."""
+    parameters = dict(original.named_parameters())
+    error = signal = 0.0
+    for name, weight in quantized.weights.items():
+        reference = parameters[name].detach().float()
+        error += (weight.values() - reference).pow(2).sum().item()
+        signal += reference.pow(2).sum().item()
+    return error / signal if signal else 0.0

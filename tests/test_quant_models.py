@@ -1,0 +1,144 @@
+"""Quantizing whole models: layer groups and plans, size accounting, packed checkpoints."""
+
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from ocrsr_lib.models import EDSR, EDSR_CONFIGS, TBSRN, TBSRN_CONFIGS, RectifiedSR
+from ocrsr_lib.models.cdistnet import CDISTNET_CONFIGS, CDistNet
+from ocrsr_lib.quant.apply import quantize_model, weight_error
+from ocrsr_lib.quant.layers import LAYER_GROUPS, PAPER_GROUPS, group_of, quantization_plan
+from ocrsr_lib.quant.packing import load_packed, pack_bits, save_packed, unpack_bits
+from ocrsr_lib.quant.size import theoretical_size
+
+
+def demo_models() -> dict[str, nn.Module]:
+    torch.manual_seed(0)
+    return {
+        "stn-edsr": RectifiedSR(EDSR(EDSR_CONFIGS["demo"])),
+        "tbsrn": TBSRN(TBSRN_CONFIGS["demo"]),
+        "cdistnet": CDistNet(CDISTNET_CONFIGS["demo"]),
+    }
+
+
+def test_every_trainable_weight_matrix_has_exactly_one_group():
+    unused = "visual_branch.trans_encoder.pos_embeding"  # the official never-used parameter
+    for model in demo_models().values():
+        for name, parameter in model.named_parameters():
+            if parameter.dim() > 1 and parameter.requires_grad and name != unused:
+                matches = [
+                    g for g, ps in LAYER_GROUPS.items() if any(re.match(p, name) for p in ps)
+                ]
+                assert len(matches) == 1, (name, matches)
+    assert group_of("sr.body.3.body.0.weight") == "edsr-body"
+    assert group_of("mdcdp.layers2.1.multihead_attn.conv1.weight") == "decoder-attention"
+    assert group_of("mdcdp.layers_pos.0.multihead_attn.out_proj.weight") == "decoder-self-attention"
+    assert group_of("sr.body.3.body.0.bias") is None
+
+
+def test_paper_plans_select_the_papers_layer_types_and_keep_edges_at_8_bits():
+    models = demo_models()
+    for kind, model in models.items():
+        plan = quantization_plan(model, PAPER_GROUPS[kind], 4)
+        assert plan and all(group_of(name) in PAPER_GROUPS[kind] for name in plan)
+        assert set(plan.values()) <= {4, 8}
+    sr_plan = quantization_plan(models["stn-edsr"], PAPER_GROUPS["stn-edsr"], 4)
+    first = next(name for name, _ in models["stn-edsr"].named_parameters() if group_of(name))
+    assert sr_plan[first] == 8 and "sr.tail.0.0.weight" not in sr_plan  # the tail is not chosen
+    ocr_plan = quantization_plan(models["cdistnet"], ["classifier", "fusion"], 3, edges="float")
+    assert list(ocr_plan) == ["mdcdp.dynamic_shared_fusion.w_att.weight"]  # last layer float
+    same = quantization_plan(models["cdistnet"], ["classifier"], 3, edges="same")
+    assert same == {"tgt_word_prj.weight": 3}
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ((["edsr-body", "lstm"], 4), r"unknown layer groups \['lstm'\]"),
+        ((["edsr-body"], 1), "bits must be an integer from 2 to 8"),
+        ((["edsr-body"], 4, "half"), "unknown edge policy 'half'"),
+    ],
+)
+def test_bad_plans_are_refused(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        quantization_plan(demo_models()["stn-edsr"], *arguments)
+
+
+def test_size_counts_quantized_parameters_at_their_width_and_the_rest_at_32_bits():
+    model = nn.Sequential(nn.Linear(10, 4), nn.Linear(4, 2))  # 40 + 4 + 8 + 2 parameters
+    size = theoretical_size(model, {"0.weight": 4})
+    assert size.bits == 40 * 4 + (4 + 8 + 2) * 32 == 608
+    assert size.megabits == pytest.approx(608e-6) and size.megabytes == pytest.approx(76e-6)
+    with pytest.raises(KeyError, match="2.weight"):
+        theoretical_size(model, {"2.weight": 4})
+
+
+def test_the_papers_model_size_column_is_in_megabits():
+    cdistnet = theoretical_size(CDistNet(CDISTNET_CONFIGS["paper"]))
+    edsr = theoretical_size(RectifiedSR(EDSR(EDSR_CONFIGS["paper"])))
+    tbsrn = theoretical_size(TBSRN(TBSRN_CONFIGS["paper"]))
+    assert (edsr + cdistnet).megabits == pytest.approx(3457.40, abs=0.01)  # paper, Table 2
+    assert (tbsrn + cdistnet).megabits == pytest.approx(2190.08, abs=0.02)
+
+
+def conv_model() -> nn.Module:
+    torch.manual_seed(1)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 3)
+    ).eval()
+
+
+def test_quantize_model_changes_a_copy_only_and_reports_its_error():
+    model = conv_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    quantized = quantize_model(model, {"0.weight": 3, "3.weight": 8}, "minmax", "tensor")
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert quantized.model[0].weight.unique().numel() <= 8
+    assert not torch.equal(quantized.model[0].weight, model[0].weight)
+    assert 0 < weight_error(model, quantized) < 0.1
+    assert quantized.size().bits == 216 * 3 + 288 * 8 + (8 + 8 + 8 + 4) * 32
+    with pytest.raises(KeyError, match="9.weight"):
+        quantize_model(model, {"9.weight": 4})
+
+
+@pytest.mark.parametrize("bits", range(2, 9))
+def test_bits_pack_and_unpack_exactly(bits):
+    values = torch.randint(0, 2**bits, (1001,), dtype=torch.uint8)
+    packed = pack_bits(values, bits)
+    assert packed.numel() == -(-1001 * bits // 8)
+    assert torch.equal(unpack_bits(packed, bits, 1001), values)
+
+
+def test_packing_refuses_values_too_wide_and_streams_too_short():
+    with pytest.raises(ValueError, match="a value of 4 does not fit in 2 bits"):
+        pack_bits(torch.tensor([4], dtype=torch.uint8), 2)
+    with pytest.raises(ValueError, match="cannot hold"):
+        unpack_bits(torch.zeros(1, dtype=torch.uint8), 3, 8)
+
+
+@pytest.mark.parametrize(
+    "method, granularity, bias_correction",
+    [("aciq-mix", "channel", False), ("mse", "tensor", False), ("aciq-laplace", "channel", True)],
+)
+def test_packed_checkpoint_reloads_to_identical_outputs_and_is_smaller(
+    tmp_path, method, granularity, bias_correction
+):
+    model = conv_model()
+    quantized = quantize_model(
+        model, {"0.weight": 3, "3.weight": 2}, method, granularity, bias_correction
+    )
+    path = save_packed(quantized, tmp_path / "packed.pt")
+    loaded = load_packed(conv_model(), path)
+    images = torch.rand(2, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(loaded(images), quantized.model(images))
+    torch.save(model.state_dict(), tmp_path / "float.pt")
+    assert path.stat().st_size < (tmp_path / "float.pt").stat().st_size
+
+
+def test_a_checkpoint_that_is_not_packed_is_refused(tmp_path):
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "plain.pt")
+    with pytest.raises(ValueError, match="not a packed ocrsr checkpoint"):
+        load_packed(conv_model(), tmp_path / "plain.pt")
