@@ -74,3 +74,22 @@ def tiny_recipes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     }
     monkeypatch.setitem(recipes.SR_RECIPES, "demo", demo)
     return root
+
+
+@pytest.fixture
+def tiny_cdistnet(tiny_recipes, monkeypatch):
+    """tiny_recipes plus tiny CDistNet recipes (pretrain, fine-tunes on HR and on stn-edsr);
+    returns a demo session on the tiny TextZoom."""
+    from ocrsr_lib import cdistnet_recipes
+    from ocrsr_lib.config import setup
+    from ocrsr_lib.train import TrainConfig
+
+    tiny = TrainConfig(steps=2, batch_size=4, learning_rate=1e-3)
+    recipe = cdistnet_recipes.CDistNetRecipe
+    demo = {
+        "pretrain": recipe("demo", tiny),
+        "finetune-hr": recipe("demo", tiny, "hr", "pretrain"),
+        "finetune-stn-edsr": recipe("demo", tiny, "stn-edsr", "pretrain", augment=False),
+    }
+    monkeypatch.setitem(cdistnet_recipes.CDISTNET_RECIPES, "demo", demo)
+    return setup("demo", device="cpu", textzoom=tiny_recipes, verbose=False)

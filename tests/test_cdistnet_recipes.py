@@ -13,19 +13,6 @@ from ocrsr_lib.data import normalize_label, session_splits, split_labels
 from ocrsr_lib.train import TrainConfig
 
 
-@pytest.fixture
-def tiny_cdistnet(tiny_recipes, monkeypatch):
-    tiny = TrainConfig(steps=2, batch_size=4, learning_rate=1e-3)
-    recipe = cdistnet_recipes.CDistNetRecipe
-    demo = {
-        "pretrain": recipe("demo", tiny),
-        "finetune-hr": recipe("demo", tiny, "hr", "pretrain"),
-        "finetune-stn-edsr": recipe("demo", tiny, "stn-edsr", "pretrain", augment=False),
-    }
-    monkeypatch.setitem(cdistnet_recipes.CDISTNET_RECIPES, "demo", demo)
-    return setup("demo", device="cpu", textzoom=tiny_recipes, verbose=False)
-
-
 def test_fine_tuning_starts_from_the_cached_pretraining(tiny_cdistnet):
     session = tiny_cdistnet
     pretrained = cdistnet_recipes.trained_cdistnet(session, "pretrain")
