@@ -18,7 +18,7 @@ from torch.utils.data import ConcatDataset, Dataset
 from ocrsr_lib.augment import augmentation
 from ocrsr_lib.checkpoints import load_checkpoint, load_state_dict_strict, save_checkpoint
 from ocrsr_lib.config import SCENE_TEXT_ENV, Session
-from ocrsr_lib.data import TEST_DIFFICULTIES, session_splits, split_labels
+from ocrsr_lib.data import scoring_splits, split_labels
 from ocrsr_lib.data.scene_text import SceneTextDataset
 from ocrsr_lib.models.cdistnet import CDISTNET_CONFIGS, CDistNet
 from ocrsr_lib.reading import (
@@ -219,24 +219,25 @@ def readings_path(session: Session, name: str, images: str, beam_size: int) -> P
     """Where the readings of CDistNet recipe `name` on the test splits' `images` are cached."""
     source = images if images in IMAGE_SOURCES else f"{images}-{recipe_key(session, images)}"
     stem = cdistnet_checkpoint_path(session, name).stem
-    return session.path("tables") / f"readings-{stem}-{source}-beam{beam_size}.pt"
+    count = session.profile.test_words
+    words = "" if count is None else f"-first{count}"
+    return session.path("tables") / f"readings-{stem}-{source}-beam{beam_size}{words}.pt"
 
 
 def cdistnet_readings(
     session: Session, name: str, images: str, beam_size: int = BEAM_SIZE
 ) -> dict[str, list[str]]:
     """What CDistNet recipe `name` reads from `images` ("hr", "bicubic", "lr" or an SR recipe)
-    on each test split, in split order; computed once, then read from the cache."""
+    on each scored test split (`scoring_splits`), in split order; computed once, then cached."""
     path = readings_path(session, name, images, beam_size)
     if path.is_file():
         return load_checkpoint(path)["readings"]
     model = trained_cdistnet(session, name).model.to(session.device)
     source = image_source(session, images)
-    splits = session_splits(session)
     reader = BeamReader(model, beam_size)
     readings = {}
-    for split in TEST_DIFFICULTIES:
-        readings[split], _ = read_split(reader, splits[split], source, session.device)
+    for split, data in scoring_splits(session).items():
+        readings[split], _ = read_split(reader, data, source, session.device)
     save_checkpoint(path, {"readings": readings})
     return readings
 
@@ -255,9 +256,8 @@ class BeamReader(nn.Module):
 def pipeline_accuracy(session: Session, images: str, name: str) -> dict[str, float]:
     """Word accuracy of CDistNet recipe `name` reading `images`, per test split and on average
     (weighted by split size, as TextZoom averages)."""
-    splits = session_splits(session)
+    test = scoring_splits(session)
     readings = cdistnet_readings(session, name, images)
-    test = {s: splits[s] for s in TEST_DIFFICULTIES}
     return with_average({s: accuracy_of(readings[s], split_labels(test[s])) for s in test}, test)
 
 

@@ -38,6 +38,7 @@ class Profile:
     uses_real_textzoom: bool = False
     recipes: str = ""  # whose model sizes and training recipes to use; "" means this profile's
     budget: float = 1.0  # fraction of those recipes' training steps actually run
+    test_words: int | None = None  # words per test split that pipelines are scored on (None: all)
 
     @property
     def recipe_table(self) -> str:
@@ -59,6 +60,7 @@ PROFILES = {
         synthetic=SyntheticDataConfig(train_pairs=6000, test_pairs=(300, 300, 300)),
         recipes="demo",
         budget=0.05,
+        test_words=50,
     ),
     "paper": Profile(
         name="paper",

@@ -9,7 +9,7 @@ import torch
 
 from ocrsr_lib import cdistnet_recipes, recipes
 from ocrsr_lib.config import setup
-from ocrsr_lib.data import normalize_label, session_splits, split_labels
+from ocrsr_lib.data import normalize_label, scoring_splits, session_splits, split_labels
 from ocrsr_lib.train import TrainConfig
 
 
@@ -126,3 +126,14 @@ def test_scene_text_pretraining_reads_the_given_lmdbs_and_names_what_is_missing(
     ) != cdistnet_recipes.training_data_fingerprint(session, plain)
     with pytest.raises(ValueError, match="images='hr'"):
         replace(recipe, images="bicubic")
+
+
+def test_a_profile_with_fewer_test_words_scores_only_those(tiny_cdistnet):
+    session = replace(tiny_cdistnet, profile=replace(tiny_cdistnet.profile, test_words=2))
+    test = scoring_splits(session)
+    assert [len(split) for split in test.values()] == [2, 2, 2]
+    assert split_labels(test["easy"]) == split_labels(session_splits(session)["easy"])[:2]
+    readings = cdistnet_recipes.cdistnet_readings(session, "finetune-hr", "hr", 1)
+    assert [len(words) for words in readings.values()] == [2, 2, 2]
+    full = cdistnet_recipes.readings_path(tiny_cdistnet, "finetune-hr", "hr", 1)
+    assert cdistnet_recipes.readings_path(session, "finetune-hr", "hr", 1) != full

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from ocrsr_lib.config import Session
 from ocrsr_lib.data.labels import (
@@ -43,6 +43,7 @@ __all__ = [
     "normalize_label",
     "session_textzoom_root",
     "session_splits",
+    "scoring_splits",
     "split_labels",
     "write_textzoom_lmdb",
 ]
@@ -64,3 +65,15 @@ def session_textzoom_root(session: Session):
 def session_splits(session: Session, **options) -> dict[str, Dataset]:
     """`train`, `easy`, `medium` and `hard` for the session (generated on first use)."""
     return load_textzoom(session_textzoom_root(session), **options)
+
+
+def scoring_splits(session: Session) -> dict[str, Dataset]:
+    """`easy`, `medium` and `hard` as pipelines are scored: every word, or the first
+    `profile.test_words` of each split (the smoke profile reads fewer, to run fast)."""
+    splits, count = session_splits(session), session.profile.test_words
+    return {
+        name: splits[name]
+        if count is None
+        else Subset(splits[name], range(min(count, len(splits[name]))))
+        for name in TEST_DIFFICULTIES
+    }

@@ -20,7 +20,7 @@ import lmdb
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import ConcatDataset, Dataset
+from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from ocrsr_lib.config import TEXTZOOM_ENV
 
@@ -350,9 +350,12 @@ def load_textzoom(root: str | os.PathLike | None = None, **options) -> dict[str,
 
 
 def split_labels(dataset: Dataset) -> list[str]:
-    """The raw labels of a split or of a concatenation of splits (e.g. `train`)."""
+    """The raw labels of a split, of a concatenation of splits (e.g. `train`) or of a subset."""
     if isinstance(dataset, ConcatDataset):
         return [label for part in dataset.datasets for label in split_labels(part)]
+    if isinstance(dataset, Subset):
+        labels = split_labels(dataset.dataset)
+        return [labels[i] for i in dataset.indices]
     if isinstance(dataset, TextZoomDataset):
         return dataset.labels()
     raise TypeError(f"cannot list the labels of a {type(dataset).__name__}")

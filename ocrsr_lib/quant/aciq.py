@@ -6,8 +6,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import torch
+
 PRIORS = ("laplace", "gaussian")
 BITS = range(2, 9)
+
+
+def fitted_scale(values: torch.Tensor, prior: str) -> torch.Tensor:
+    """Per row of `values`, the prior's scale fitted as ACIQ fits it: Laplace b = mean |x - mean|,
+    Gaussian sigma = the standard deviation."""
+    if prior not in PRIORS:
+        raise ValueError(f"unknown prior {prior!r}; choose one of {PRIORS}")
+    centred = values - values.mean(dim=-1, keepdim=True)
+    return centred.abs().mean(dim=-1) if prior == "laplace" else centred.pow(2).mean(dim=-1).sqrt()
 
 
 def check_bits(bits: int) -> None:

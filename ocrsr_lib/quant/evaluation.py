@@ -13,7 +13,7 @@ from torch.utils.data import Subset
 from ocrsr_lib.cdistnet_recipes import BeamReader, cdistnet_key, trained_cdistnet
 from ocrsr_lib.checkpoints import load_checkpoint, save_checkpoint
 from ocrsr_lib.config import Session
-from ocrsr_lib.data import TEST_DIFFICULTIES, session_splits
+from ocrsr_lib.data import scoring_splits
 from ocrsr_lib.metrics import evaluate_sr
 from ocrsr_lib.quant.apply import QuantizedModel, quantize_model, weight_error
 from ocrsr_lib.quant.layers import PAPER_GROUPS, quantization_plan
@@ -48,6 +48,10 @@ class Pipeline:
 
     sr: str = "stn-edsr-text-focus"
     ocr: str = "finetune-stn-edsr-text-focus"
+
+
+EDSR_PIPELINE = Pipeline()
+TBSRN_PIPELINE = Pipeline("tbsrn-text-focus", "finetune-tbsrn-text-focus")
 
 
 def sr_kind(session: Session, pipeline: Pipeline) -> str:
@@ -90,6 +94,7 @@ def evaluation_path(session: Session, setting: QuantSetting, pipeline: Pipeline,
         "ocr": cdistnet_key(session, pipeline.ocr),
         "beam": beam,
         "words": words,
+        "test_words": session.profile.test_words,
     }
     return session.path("tables") / f"quantized-{pipeline.sr}-{short_hash(parts)}.pt"
 
@@ -107,8 +112,7 @@ def evaluate_setting(
     if path.is_file():
         return load_checkpoint(path)
     sr, ocr = quantized_pipeline(session, setting, pipeline)
-    splits = session_splits(session)
-    test = {name: first_words(splits[name], words) for name in TEST_DIFFICULTIES}
+    test = {name: first_words(split, words) for name, split in scoring_splits(session).items()}
     device = session.device
     sr_model, ocr_model = sr.model.to(device).eval(), ocr.model.to(device).eval()
     with torch.no_grad():

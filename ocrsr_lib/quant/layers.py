@@ -102,3 +102,9 @@ def quantization_plan(
             continue
         plan[name] = max(bits, 8) if name in edge_names and edges == "8bit" else bits
     return plan
+
+
+def groups_in(model: nn.Module) -> list[str]:
+    """The layer groups that have weights in this model, in LAYER_GROUPS order."""
+    present = {group_of(name) for name, _ in model.named_parameters()}
+    return [group for group in LAYER_GROUPS if group in present]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ocrsr_lib.quant.aciq import aciq_alpha, check_bits
+from ocrsr_lib.quant.aciq import aciq_alpha, check_bits, fitted_scale
 
 METHODS = ("aciq-laplace", "aciq-gaussian", "aciq-mix", "minmax", "mse")
 GRANULARITIES = ("tensor", "channel")
@@ -73,9 +73,7 @@ def aciq_range(values: torch.Tensor, bits: int, prior: str) -> tuple[torch.Tenso
     """Per row: mean -+ alpha * scale, the scale being b = mean |x - mean| (Laplace) or the
     standard deviation (Gaussian), never beyond the row's own minimum and maximum."""
     mean = values.mean(dim=1)
-    centred = values - mean[:, None]
-    spread = centred.abs().mean(dim=1) if prior == "laplace" else centred.pow(2).mean(dim=1).sqrt()
-    alpha = aciq_alpha(bits, prior) * spread
+    alpha = aciq_alpha(bits, prior) * fitted_scale(values, prior)
     low = torch.maximum(mean - alpha, values.amin(dim=1))
     return low, torch.minimum(mean + alpha, values.amax(dim=1))
 
