@@ -57,7 +57,9 @@ def examples_figure(
         image = sr.model.eval()(lr[None])
         rows.append([hr, image[0]])
         readings.append((label, ocr.model.eval().read(image)[0]))
-    figure = image_grid(rows, column_titles=["HR and label", "quantized SR + CDistNet"])
+    figure = image_grid(
+        rows, column_titles=["HR and label", "quantized SR + CDistNet"], cell_size=(2.8, 1.0)
+    )
     for row, (label, word) in enumerate(readings):
         marked_word(figure.axes[2 * row], label, [True] * len(label))
         marked_word(figure.axes[2 * row + 1], word, character_marks(word, label))
