@@ -83,10 +83,10 @@ def test_the_papers_model_size_column_is_in_megabits():
     assert (tbsrn + cdistnet).megabits == pytest.approx(2190.08, abs=0.02)
 
 
-def conv_model() -> nn.Module:
+def conv_model(width: int = 8) -> nn.Module:
     torch.manual_seed(1)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 3)
+        nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, 4, 3)
     ).eval()
 
 
@@ -99,6 +99,10 @@ def test_quantize_model_changes_a_copy_only_and_reports_its_error():
     assert not torch.equal(quantized.model[0].weight, model[0].weight)
     assert 0 < weight_error(model, quantized) < 0.1
     assert quantized.size().bits == 216 * 3 + 288 * 8 + (8 + 8 + 8 + 4) * 32
+    allocated = quantize_model(model, {"0.weight": 3}, "minmax", bit_allocation=True)
+    widths = allocated.weights["0.weight"].grid.stored_bits()
+    expected = int((widths * 27).sum()) + (8 + 8 + 8 + 288 + 4) * 32
+    assert allocated.size().bits == expected
     with pytest.raises(KeyError, match="9.weight"):
         quantize_model(model, {"9.weight": 4})
 
@@ -119,18 +123,22 @@ def test_packing_refuses_values_too_wide_and_streams_too_short():
 
 
 @pytest.mark.parametrize(
-    "method, granularity, bias_correction",
-    [("aciq-mix", "channel", False), ("mse", "tensor", False), ("aciq-laplace", "channel", True)],
+    "method, granularity, bias_correction, bit_allocation",
+    [
+        ("aciq-mix", "channel", False, False),
+        ("mse", "tensor", False, False),
+        ("aciq-laplace", "channel", True, False),
+        ("minmax", "channel", True, True),
+    ],
 )
 def test_packed_checkpoint_reloads_to_identical_outputs_and_is_smaller(
-    tmp_path, method, granularity, bias_correction
+    tmp_path, method, granularity, bias_correction, bit_allocation
 ):
-    model = conv_model()
-    quantized = quantize_model(
-        model, {"0.weight": 3, "3.weight": 2}, method, granularity, bias_correction
-    )
+    model = conv_model(width=64)  # large enough that per-channel metadata does not dominate
+    plan = {"0.weight": 3, "3.weight": 2}
+    quantized = quantize_model(model, plan, method, granularity, bias_correction, bit_allocation)
     path = save_packed(quantized, tmp_path / "packed.pt")
-    loaded = load_packed(conv_model(), path)
+    loaded = load_packed(conv_model(width=64), path)
     images = torch.rand(2, 3, 8, 8)
     with torch.no_grad():
         assert torch.equal(loaded(images), quantized.model(images))

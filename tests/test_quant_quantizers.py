@@ -100,3 +100,26 @@ def test_stored_integers_give_what_torchs_fake_quantize_gives(granularity):
         spec = QuantSpec(3, method, granularity)
         stored = quantize_weight(weight, spec)
         assert torch.equal(stored.values(), fake_quantize(weight, stored.grid))
+
+
+def channels_of_different_scales() -> torch.Tensor:
+    scales = torch.logspace(-3, -1, 8)[:, None]
+    return laplace_weight(8, 512) / 0.02 * scales
+
+
+def test_bit_allocation_shares_the_level_budget_by_range_and_lowers_the_total_error():
+    weight = channels_of_different_scales()
+    uniform = quantize_weight(weight, QuantSpec(3, "minmax", "channel"))
+    allocated = quantize_weight(weight, QuantSpec(3, "minmax", "channel", bit_allocation=True))
+    levels = allocated.grid.levels
+    assert int(levels.sum()) <= 8 * 2**3 and int(levels.min()) >= 2 and int(levels.max()) <= 256
+    assert levels.tolist() == sorted(levels.tolist())  # wider channels get more levels
+    assert (allocated.integers.amax(dim=1) < levels).all()
+    assert mse(allocated.values(), weight) < 0.5 * mse(uniform.values(), weight)
+    widths = allocated.grid.stored_bits()
+    assert allocated.stored_bits() == int((widths * 512).sum())
+
+
+def test_bit_allocation_needs_per_channel_grids():
+    with pytest.raises(ValueError, match="use granularity 'channel'"):
+        QuantSpec(4, "minmax", "tensor", bit_allocation=True)

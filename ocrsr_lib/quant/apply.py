@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ocrsr_lib.quant.quantizers import QuantizedWeight, QuantSpec, quantize_weight
-from ocrsr_lib.quant.size import ModelSize, theoretical_size
+from ocrsr_lib.quant.size import FLOAT_BITS, ModelSize, theoretical_size
 
 
 @dataclass
@@ -19,14 +19,15 @@ class QuantizedModel:
 
     model: nn.Module
     weights: dict[str, QuantizedWeight]
-
-    @property
-    def plan(self) -> dict[str, int]:
-        return {name: weight.grid.bits for name, weight in self.weights.items()}
+    plan: dict[str, int]
 
     def size(self) -> ModelSize:
-        """The paper's theoretical size of the quantized model."""
-        return theoretical_size(self.model, self.plan)
+        """The paper's theoretical size: quantized weights at their stored bit widths (the
+        plan's, or per channel after bit allocation), every other parameter at 32 bits."""
+        parameters = dict(self.model.named_parameters())
+        float_bits = sum(parameters[name].numel() * FLOAT_BITS for name in self.weights)
+        stored = sum(weight.stored_bits() for weight in self.weights.values())
+        return ModelSize(theoretical_size(self.model).bits - float_bits + stored)
 
 
 def quantize_model(
@@ -35,6 +36,7 @@ def quantize_model(
     method: str = "aciq-mix",
     granularity: str = "channel",
     bias_correction: bool = False,
+    bit_allocation: bool = False,
 ) -> QuantizedModel:
     """Quantize the planned weights of a copy of `model` (the original is left untouched)."""
     quantized = copy.deepcopy(model)
@@ -45,10 +47,10 @@ def quantize_model(
     weights = {}
     with torch.no_grad():
         for name, bits in plan.items():
-            spec = QuantSpec(bits, method, granularity, bias_correction)
+            spec = QuantSpec(bits, method, granularity, bias_correction, bit_allocation)
             weights[name] = quantize_weight(parameters[name], spec)
             parameters[name].copy_(weights[name].values().to(parameters[name].dtype))
-    return QuantizedModel(quantized, weights)
+    return QuantizedModel(quantized, weights, dict(plan))
 
 
 def weight_error(original: nn.Module, quantized: QuantizedModel) -> float:

@@ -33,6 +33,7 @@ class QuantSetting:
     method: str = "aciq-mix"
     granularity: str = "channel"
     bias_correction: bool = False
+    bit_allocation: bool = False
     edges: str = "8bit"
     sr_groups: tuple[str, ...] | None = None
     ocr_groups: tuple[str, ...] | None = None

@@ -41,15 +41,39 @@ def save_packed(quantized: QuantizedModel, path: str | os.PathLike) -> Path:
     state = quantized.model.state_dict()
     packed = {}
     for name, weight in quantized.weights.items():
-        packed[name] = {
-            "bits": weight.grid.bits,
+        grid = weight.grid
+        entry = {
+            "bits": grid.bits,
             "shape": list(weight.integers.shape),
-            "data": pack_bits(weight.integers, weight.grid.bits),
-            "scale": weight.grid.scale.float().cpu(),
-            "zero_point": weight.grid.zero_point.cpu(),
+            "scale": grid.scale.float().cpu(),
+            "zero_point": grid.zero_point.cpu(),
         }
+        if grid.levels is None:
+            entry["data"] = pack_bits(weight.integers, grid.bits)
+        else:  # bit allocation: each channel packed at its own width, byte-aligned
+            widths = grid.stored_bits().cpu()
+            rows = weight.integers.reshape(len(widths), -1)
+            entry["levels"], entry["row_bits"] = grid.levels.cpu(), widths
+            entry["data"] = torch.cat(
+                [pack_bits(r, int(b)) for r, b in zip(rows, widths, strict=True)]
+            )
+        packed[name] = entry
     rest = {name: tensor.cpu() for name, tensor in state.items() if name not in packed}
     return save_checkpoint(path, {"format": FORMAT, "packed": packed, "tensors": rest})
+
+
+def _unpack_entry(entry: dict) -> torch.Tensor:
+    """The integers of one packed weight, in its shape."""
+    count = int(np.prod(entry["shape"]))
+    if "row_bits" not in entry:
+        return unpack_bits(entry["data"], entry["bits"], count).reshape(entry["shape"])
+    per_row = count // len(entry["row_bits"])
+    rows, offset = [], 0
+    for bits in entry["row_bits"].tolist():
+        size = -(-per_row * bits // 8)
+        rows.append(unpack_bits(entry["data"][offset : offset + size], bits, per_row))
+        offset += size
+    return torch.stack(rows).reshape(entry["shape"])
 
 
 def load_packed(model: nn.Module, path: str | os.PathLike) -> nn.Module:
@@ -59,9 +83,8 @@ def load_packed(model: nn.Module, path: str | os.PathLike) -> nn.Module:
         raise ValueError(f"{path} is not a packed ocrsr checkpoint ({FORMAT})")
     state = dict(payload["tensors"])
     for name, entry in payload["packed"].items():
-        count = int(np.prod(entry["shape"]))
-        integers = unpack_bits(entry["data"], entry["bits"], count).reshape(entry["shape"])
-        grid = Grid(entry["bits"], entry["scale"], entry["zero_point"])
+        integers = _unpack_entry(entry)
+        grid = Grid(entry["bits"], entry["scale"], entry["zero_point"], entry.get("levels"))
         state[name] = QuantizedWeight(integers, grid).values()
     load_state_dict_strict(model, state, str(path))
     return model

@@ -16,12 +16,14 @@ MSE_CANDIDATES = 100  # clipping fractions of the min-max range tried by the "ms
 
 @dataclass(frozen=True)
 class QuantSpec:
-    """How a weight is quantized: bit width, clipping method, granularity, bias correction."""
+    """How a weight is quantized: bit width, clipping method, granularity, bias correction,
+    and ACIQ's per-channel bit allocation (the same number of levels in total, shared out)."""
 
     bits: int
     method: str = "aciq-mix"
     granularity: str = "channel"
     bias_correction: bool = False
+    bit_allocation: bool = False
 
     def __post_init__(self) -> None:
         check_bits(self.bits)
@@ -29,21 +31,37 @@ class QuantSpec:
             raise ValueError(f"unknown quantization method {self.method!r}; choose from {METHODS}")
         if self.granularity not in GRANULARITIES:
             raise ValueError(f"unknown granularity {self.granularity!r}; choose {GRANULARITIES}")
+        if self.bit_allocation and self.granularity != "channel":
+            raise ValueError(
+                "bit allocation shares levels between channels: use granularity 'channel'"
+            )
 
 
 @dataclass(frozen=True)
 class Grid:
     """The integer grid a weight is rounded to: value = (q - zero_point) * scale, q in
-    [0, 2^bits - 1]; scale and zero_point have one entry (tensor) or one per output channel.
-    zero_point is an integer, except after bias correction moves the grid per channel."""
+    [0, levels - 1]; scale and zero_point have one entry (tensor) or one per output channel.
+    zero_point is an integer, except after bias correction moves the grid per channel.
+    `levels` is 2^bits, or one count per channel after bit allocation."""
 
     bits: int
     scale: torch.Tensor
     zero_point: torch.Tensor
+    levels: torch.Tensor | None = None
 
     @property
     def per_channel(self) -> bool:
         return self.scale.numel() > 1
+
+    def level_counts(self) -> torch.Tensor:
+        """Levels per channel (or one entry for the tensor)."""
+        if self.levels is not None:
+            return self.levels
+        return torch.full_like(self.scale.reshape(-1), 2**self.bits, dtype=torch.int64)
+
+    def stored_bits(self) -> torch.Tensor:
+        """Bits each channel's integers are stored with: ceil(log2(levels))."""
+        return torch.ceil(torch.log2(self.level_counts().double())).long()
 
     def broadcast(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """scale and zero_point shaped to broadcast against `weight` (channels first)."""
@@ -57,6 +75,13 @@ class QuantizedWeight:
 
     integers: torch.Tensor
     grid: Grid
+
+    def stored_bits(self) -> int:
+        """Bits of all its integers at their stored widths (per channel after allocation)."""
+        widths = self.grid.stored_bits()
+        if widths.numel() == 1:
+            return int(widths.item()) * self.integers.numel()
+        return int((widths * (self.integers.numel() // len(widths))).sum().item())
 
     def values(self) -> torch.Tensor:
         """The float weight the integers stand for: (q - zero_point) * scale."""
@@ -141,11 +166,28 @@ def choose_grid(weight: torch.Tensor, spec: QuantSpec) -> Grid:
     return _best_of(candidates, values, spec.granularity, weight.shape)
 
 
+def allocate_levels(grid: Grid) -> Grid:
+    """ACIQ's per-channel bit allocation: the same total of 2^bits levels per channel, shared
+    in proportion to each channel's range^(2/3) (which minimises the summed rounding error);
+    each channel keeps its range and gets 2 to 256 levels."""
+    bits, scale, zero_point = grid.bits, grid.scale.reshape(-1), grid.zero_point.float().reshape(-1)
+    low, high = -zero_point * scale, (2**bits - 1 - zero_point) * scale
+    weights = ((high - low) / 2).clamp(min=1e-30).pow(2 / 3)
+    budget = len(weights) * 2**bits
+    levels = torch.floor(budget * weights / weights.sum()).clamp(2, 256).long()
+    new_scale = ((high - low) / (levels - 1)).clamp(min=torch.finfo(torch.float32).tiny * 1e6)
+    new_zero = torch.minimum(torch.round(-low / new_scale), (levels - 1).float()).to(torch.int32)
+    return Grid(8, new_scale.float(), new_zero, levels)
+
+
 def to_integers(weight: torch.Tensor, grid: Grid) -> torch.Tensor:
     """The weight rounded to the grid's integers (uint8), as torch's fake-quantize rounds."""
     scale, zero_point = grid.broadcast(weight)
-    levels = 2**grid.bits - 1
-    return torch.clamp(torch.round(weight.float() / scale + zero_point), 0, levels).to(torch.uint8)
+    rounded = torch.clamp(torch.round(weight.float() / scale + zero_point), 0, 2**grid.bits - 1)
+    if grid.levels is not None:  # bit allocation: each channel has its own number of levels
+        most = (grid.levels - 1).reshape((-1,) + (1,) * (weight.dim() - 1)).to(rounded)
+        rounded = torch.minimum(rounded, most)
+    return rounded.to(torch.uint8)
 
 
 def correct_bias(weight: torch.Tensor, quantized: QuantizedWeight) -> QuantizedWeight:
@@ -160,11 +202,13 @@ def correct_bias(weight: torch.Tensor, quantized: QuantizedWeight) -> QuantizedW
     scale = grid.scale.reshape(-1).expand(len(mean)) * stretch
     # (q - z) s k + (m - m_q k) = (q - z') s k  with  z' = z - (m - m_q k) / (s k)
     zero_point = grid.zero_point.float().reshape(-1) - (mean - our_mean * stretch) / scale
-    return QuantizedWeight(quantized.integers, Grid(grid.bits, scale, zero_point))
+    return QuantizedWeight(quantized.integers, Grid(grid.bits, scale, zero_point, grid.levels))
 
 
 def quantize_weight(weight: torch.Tensor, spec: QuantSpec) -> QuantizedWeight:
     """The weight on the grid `spec` chooses (and moved by bias correction if asked for)."""
     grid = choose_grid(weight, spec)
+    if spec.bit_allocation:
+        grid = allocate_levels(grid)
     quantized = QuantizedWeight(to_integers(weight.detach(), grid), grid)
     return correct_bias(weight.detach(), quantized) if spec.bias_correction else quantized
