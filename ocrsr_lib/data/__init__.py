@@ -44,6 +44,7 @@ __all__ = [
     "session_textzoom_root",
     "session_splits",
     "scoring_splits",
+    "first_items",
     "split_labels",
     "write_textzoom_lmdb",
 ]
@@ -67,13 +68,13 @@ def session_splits(session: Session, **options) -> dict[str, Dataset]:
     return load_textzoom(session_textzoom_root(session), **options)
 
 
+def first_items(dataset: Dataset, count: int | None) -> Dataset:
+    """The first `count` items of a dataset (all of it when None)."""
+    return dataset if count is None else Subset(dataset, range(min(count, len(dataset))))
+
+
 def scoring_splits(session: Session) -> dict[str, Dataset]:
     """`easy`, `medium` and `hard` as pipelines are scored: every word, or the first
     `profile.test_words` of each split (the smoke profile reads fewer, to run fast)."""
     splits, count = session_splits(session), session.profile.test_words
-    return {
-        name: splits[name]
-        if count is None
-        else Subset(splits[name], range(min(count, len(splits[name]))))
-        for name in TEST_DIFFICULTIES
-    }
+    return {name: first_items(splits[name], count) for name in TEST_DIFFICULTIES}

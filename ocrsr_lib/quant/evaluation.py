@@ -8,12 +8,11 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
-from torch.utils.data import Subset
 
 from ocrsr_lib.cdistnet_recipes import BeamReader, cdistnet_key, trained_cdistnet
 from ocrsr_lib.checkpoints import load_checkpoint, save_checkpoint
 from ocrsr_lib.config import Session
-from ocrsr_lib.data import scoring_splits
+from ocrsr_lib.data import first_items, scoring_splits
 from ocrsr_lib.metrics import evaluate_sr
 from ocrsr_lib.quant.apply import QuantizedModel, quantize_model, weight_error
 from ocrsr_lib.quant.layers import PAPER_GROUPS, quantization_plan
@@ -69,23 +68,36 @@ def quantize_target(
     )
     chosen = PAPER_GROUPS[kind] if groups is None else groups
     plan = quantization_plan(model, chosen, setting.bits, setting.edges) if targeted else {}
-    return quantize_model(model, plan, setting.method, setting.granularity, setting.bias_correction)
+    return quantize_model(
+        model,
+        plan,
+        setting.method,
+        setting.granularity,
+        setting.bias_correction,
+        setting.bit_allocation,
+    )
 
 
-def quantized_pipeline(
-    session: Session, setting: QuantSetting, pipeline: Pipeline = Pipeline()
+def pipeline_models(session: Session, pipeline: Pipeline) -> tuple[nn.Module, nn.Module]:
+    """The pipeline's trained (SR, OCR) models, unquantized."""
+    return trained_sr(session, pipeline.sr).model, trained_cdistnet(session, pipeline.ocr).model
+
+
+def quantize_pipeline(
+    session: Session, setting: QuantSetting, pipeline: Pipeline, models: tuple[nn.Module, nn.Module]
 ) -> tuple[QuantizedModel, QuantizedModel]:
-    """(SR, OCR) of the pipeline, each quantized if the setting targets it."""
-    sr_model = trained_sr(session, pipeline.sr).model
-    ocr_model = trained_cdistnet(session, pipeline.ocr).model
+    """(SR, OCR) copies of the given models, each quantized if the setting targets it."""
+    sr_model, ocr_model = models
     sr = quantize_target(sr_model, setting, sr_kind(session, pipeline), setting.sr_groups)
     ocr = quantize_target(ocr_model, setting, "cdistnet", setting.ocr_groups)
     return sr, ocr
 
 
-def first_words(dataset, count: int | None):
-    """The first `count` items of a split (all when None): the explorer reads fewer."""
-    return dataset if count is None else Subset(dataset, range(min(count, len(dataset))))
+def quantized_pipeline(
+    session: Session, setting: QuantSetting, pipeline: Pipeline = EDSR_PIPELINE
+) -> tuple[QuantizedModel, QuantizedModel]:
+    """(SR, OCR) of the pipeline, each quantized if the setting targets it."""
+    return quantize_pipeline(session, setting, pipeline, pipeline_models(session, pipeline))
 
 
 def evaluation_path(session: Session, setting: QuantSetting, pipeline: Pipeline, beam: int, words):
@@ -103,7 +115,7 @@ def evaluation_path(session: Session, setting: QuantSetting, pipeline: Pipeline,
 def evaluate_setting(
     session: Session,
     setting: QuantSetting,
-    pipeline: Pipeline = Pipeline(),
+    pipeline: Pipeline = EDSR_PIPELINE,
     beam: int = 1,
     words: int | None = None,
 ) -> dict:
@@ -112,8 +124,9 @@ def evaluate_setting(
     path = evaluation_path(session, setting, pipeline, beam, words)
     if path.is_file():
         return load_checkpoint(path)
-    sr, ocr = quantized_pipeline(session, setting, pipeline)
-    test = {name: first_words(split, words) for name, split in scoring_splits(session).items()}
+    models = pipeline_models(session, pipeline)
+    sr, ocr = quantize_pipeline(session, setting, pipeline, models)
+    test = {name: first_items(split, words) for name, split in scoring_splits(session).items()}
     device = session.device
     sr_model, ocr_model = sr.model.to(device).eval(), ocr.model.to(device).eval()
     with torch.no_grad():
@@ -129,16 +142,13 @@ def evaluate_setting(
         "accuracy": with_average(accuracy, test),
         "megabits": size.megabits,
         "megabytes": size.megabytes,
-        "weight_error": {
-            "sr": weight_error(trained_sr(session, pipeline.sr).model, sr),
-            "ocr": weight_error(trained_cdistnet(session, pipeline.ocr).model, ocr),
-        },
+        "weight_error": {"sr": weight_error(models[0], sr), "ocr": weight_error(models[1], ocr)},
     }
     save_checkpoint(path, result)
     return result
 
 
-def float_size(session: Session, pipeline: Pipeline = Pipeline()) -> ModelSize:
+def float_size(session: Session, pipeline: Pipeline = EDSR_PIPELINE) -> ModelSize:
     """The unquantized pipeline's size (every parameter at 32 bits)."""
-    sr = theoretical_size(trained_sr(session, pipeline.sr).model)
-    return sr + theoretical_size(trained_cdistnet(session, pipeline.ocr).model)
+    sr_model, ocr_model = pipeline_models(session, pipeline)
+    return theoretical_size(sr_model) + theoretical_size(ocr_model)

@@ -4,8 +4,6 @@ through `evaluate_setting` (cached on disk) on the first words of each test spli
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
@@ -87,8 +85,9 @@ def quantization_explorer(
     reference = evaluate_setting(session, QuantSetting("none"), pipeline, words=EXPLORER_WORDS)
 
     def setting() -> QuantSetting:
-        return replace(
-            QuantSetting(controls["target"].value, controls["bits"].value),
+        return QuantSetting(
+            target=controls["target"].value,
+            bits=controls["bits"].value,
             method=controls["method"].value,
             sr_groups=tuple(controls["sr_groups"].value),
             ocr_groups=tuple(controls["ocr_groups"].value),
