@@ -7,6 +7,12 @@ STAMP := $(VENV)/.installed
 # output queue during long training cells (nbval then loses the cell's final status)
 QUIET := OCRSR_PROGRESS=0
 
+# the book's pages load MathJax and the widget JavaScript from the site itself (pinned npm
+# packages, checked against their SHA-256); the browser test drives Debian's Chromium
+ASSETS := .web/.installed
+CHROMIUM := /usr/bin/chromium
+HTML := _build/html/index.html
+
 .PHONY: book test lint bench notebooks clean
 
 $(STAMP): pyproject.toml
@@ -14,21 +20,39 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[book,test]"
 	touch $(STAMP)
 
+$(ASSETS): scripts/book_assets.sh
+	scripts/book_assets.sh .web/static
+	touch $(ASSETS)
+
+$(CHROMIUM):
+	scripts/install_chromium.sh
+
 ## Execute every chapter on the default (demo) profile and render the HTML book into _build/html.
-book: $(STAMP)
+book: $(STAMP) $(ASSETS)
 	$(QUIET) $(BIN)/jupyter-book build . --warningiserror --keep-going
 	@echo "Book rendered: _build/html/index.html"
+
+# the HTML the browser test opens: make book's, or else the committed notebooks (with the outputs
+# of the book's own run) rendered without executing them, whenever a source is newer
+$(HTML): $(STAMP) $(ASSETS) _config.yml _toc.yml book/*.ipynb book/*.md book/_ext/*.py book/_ext/static/*
+	mkdir -p _build
+	sed -e 's/execute_notebooks: force/execute_notebooks: "off"/' \
+	    -e 's#offline_book: book/_ext#offline_book: $(CURDIR)/book/_ext#' _config.yml > _build/render-config.yml
+	$(BIN)/jupyter-book build . --config _build/render-config.yml --warningiserror --keep-going
 
 # the profile nbval executes the chapters on: `smoke` runs every cell's code path with the demo's
 # data and models at 5% of the training steps; `make test TEST_PROFILE=demo` checks the book's own
 # run (as long as `make book` from an empty cache: chapters 1 to 3 took about 45 min on 2 cores)
 TEST_PROFILE ?= smoke
 
-## Lint, unit tests, then re-execute every chapter with nbval (on TEST_PROFILE).
-test: $(STAMP)
+## Lint, unit tests, re-execute every chapter with nbval (on TEST_PROFILE), then open every
+## page of the rendered book in headless Chromium (screenshots in _build/browser).
+test: $(STAMP) $(ASSETS) $(CHROMIUM)
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q tests --ignore=tests/browser
 	$(QUIET) OCRSR_PROFILE=$(TEST_PROFILE) $(BIN)/pytest -q --nbval-lax --nbval-cell-timeout=3600 book/
+	$(MAKE) $(HTML)
+	$(BIN)/pytest -q tests/browser
 
 ## Re-execute the committed notebooks in place (for authors, after editing a chapter).
 notebooks: $(STAMP)
