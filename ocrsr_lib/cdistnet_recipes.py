@@ -8,7 +8,7 @@ SR model whose images it reads, so a changed ingredient never reuses stale weigh
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -29,6 +29,7 @@ from ocrsr_lib.reading import (
     word_accuracy,
 )
 from ocrsr_lib.recipes import (
+    recipe_fields,
     recipe_from,
     recipe_key,
     short_hash,
@@ -123,7 +124,7 @@ def cdistnet_key(session: Session, name: str) -> str:
     """A short hash of everything that determines the recipe's weights."""
     recipe = cdistnet_recipe_for(session, name)
     parts = {
-        "recipe": asdict(recipe),
+        "recipe": recipe_fields(recipe),
         "data": training_data_fingerprint(session, recipe),
         "start": cdistnet_key(session, recipe.start_from) if recipe.start_from else None,
         "images": None if recipe.images in IMAGE_SOURCES else recipe_key(session, recipe.images),

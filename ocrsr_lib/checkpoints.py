@@ -6,8 +6,9 @@ import os
 import re
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 from torch import nn
@@ -51,13 +52,20 @@ def save_checkpoint(path: str | os.PathLike, payload: Mapping) -> Path:
             f"cannot save {path}: only tensors and plain containers, numbers and strings load "
             f"safely, not {', '.join(unsafe[:10])}"
         )
+    return atomic_write(path, lambda file: torch.save(payload, file))
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
+    """Call `write` on a temporary file beside `path`, fsync, then rename it to `path`: a reader
+    sees the old file or the whole new one, never a partial write."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(
         prefix=f".{path.name}.", suffix=".partial", dir=path.parent
     )
     try:
         with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
@@ -66,6 +74,11 @@ def save_checkpoint(path: str | os.PathLike, payload: Mapping) -> Path:
         raise
     fsync_directory(path.parent)
     return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write `text` (UTF-8) to `path` atomically."""
+    return atomic_write(path, lambda file: file.write(text.encode()))
 
 
 def fsync_directory(folder: Path) -> None:

@@ -6,6 +6,9 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+import torch
 
 from ocrsr_lib import distributed
 from ocrsr_lib.cdistnet_recipes import (
@@ -14,12 +17,57 @@ from ocrsr_lib.cdistnet_recipes import (
     pipeline_accuracy,
     trained_cdistnet,
 )
-from ocrsr_lib.config import PROFILES, setup
-from ocrsr_lib.data import TEST_DIFFICULTIES, session_splits, session_textzoom_root
+from ocrsr_lib.config import PROFILES, Session, setup
+from ocrsr_lib.data import (
+    TEST_DIFFICULTIES,
+    first_items,
+    scoring_splits,
+    session_splits,
+    session_textzoom_root,
+)
 from ocrsr_lib.metrics import evaluate_sr, format_report
 from ocrsr_lib.models import Bicubic
+from ocrsr_lib.precision import compare_precisions
+from ocrsr_lib.quant.evaluation import (
+    EDSR_PIPELINE,
+    TARGETS,
+    TBSRN_PIPELINE,
+    QuantSetting,
+    evaluate_setting,
+    pipeline_models,
+    quantized_pipeline,
+)
+from ocrsr_lib.quant.packing import save_packed
+from ocrsr_lib.quant.quantizers import GRANULARITIES, METHODS
 from ocrsr_lib.reading import format_accuracy
 from ocrsr_lib.recipes import SR_RECIPES, recipe_for, trained_sr
+from ocrsr_lib.results import table_1, write_report
+
+PIPELINES = {"edsr": EDSR_PIPELINE, "tbsrn": TBSRN_PIPELINE}
+
+
+def session_from(args: argparse.Namespace) -> Session:
+    """The session the arguments describe: profile, device, data and training overrides."""
+    scene_text = getattr(args, "scene_text", None)
+    overrides = {
+        name: value
+        for name, value in [
+            ("batch_size", getattr(args, "batch_size", None)),
+            ("num_workers", getattr(args, "workers", None)),
+            ("bf16", getattr(args, "bf16", False) or None),
+            ("channels_last", getattr(args, "channels_last", False) or None),
+            ("compile", getattr(args, "compile", False) or None),
+        ]
+        if value is not None
+    }
+    return setup(
+        args.profile,
+        device=getattr(args, "device", None),
+        seed=args.seed,
+        textzoom=args.textzoom,
+        scene_text=scene_text.split(os.pathsep) if scene_text else None,
+        train_overrides=overrides,
+    )
 
 
 def data_command(args: argparse.Namespace) -> int:
@@ -35,7 +83,7 @@ def data_command(args: argparse.Namespace) -> int:
 
 def train_sr_command(args: argparse.Namespace) -> int:
     """Train an SR recipe (resuming, or reusing a finished run) and report PSNR/SSIM on test."""
-    session = setup(args.profile, device=args.device, seed=args.seed, textzoom=args.textzoom)
+    session = session_from(args)
     run = trained_sr(session, args.recipe)
     if not distributed.is_main_process():
         return 0
@@ -57,14 +105,7 @@ def train_sr_command(args: argparse.Namespace) -> int:
 def train_cdistnet_command(args: argparse.Namespace) -> int:
     """Train a CDistNet recipe (pretraining or a fine-tune; resuming, or reusing a finished run)
     and report its word accuracy on the test splits of the images it was trained on."""
-    scene_text = args.scene_text.split(os.pathsep) if args.scene_text else None
-    session = setup(
-        args.profile,
-        device=args.device,
-        seed=args.seed,
-        textzoom=args.textzoom,
-        scene_text=scene_text,
-    )
+    session = session_from(args)
     run = trained_cdistnet(session, args.recipe)
     if not distributed.is_main_process():
         return 0
@@ -79,10 +120,104 @@ def train_cdistnet_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def setting_from(args: argparse.Namespace) -> QuantSetting:
+    return QuantSetting(args.target, args.bits, args.method, args.granularity)
+
+
+def quantize_command(args: argparse.Namespace) -> int:
+    """Quantize a trained pipeline's weights (training what is missing) and write packed
+    low-bit checkpoints of the SR model and CDistNet; print their sizes."""
+    session = session_from(args)
+    setting = setting_from(args)
+    if setting.target == "none":
+        raise ValueError("choose what to quantize with --target sr, ocr or sr+ocr")
+    sr, ocr = quantized_pipeline(session, setting, PIPELINES[args.pipeline])
+    folder = Path(args.out).expanduser()
+    stem = f"{args.pipeline}-{setting.target}-{setting.bits}bit-{setting.method}"
+    for part, quantized in (("sr", sr), ("ocr", ocr)):
+        if not quantized.plan:
+            continue
+        path = save_packed(quantized, folder / f"{stem}-{part}.pt")
+        size = quantized.size()
+        print(
+            f"{part:3s}: {path} ({path.stat().st_size / 1e6:.2f} MB on disk; "
+            f"{size.megabits:.2f} Mbit = {size.megabytes:.2f} MB at the stored widths)"
+        )
+    return 0
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    """Evaluate a pipeline, float or quantized, as in Table 2 (PSNR, accuracy per difficulty,
+    size); or, with --table-1, every Table 1 pipeline's accuracy (training what is missing)."""
+    session = session_from(args)
+    if args.table_1:
+        print(format_accuracy(table_1(session), "pipeline"))
+        return 0
+    result = evaluate_setting(
+        session, setting_from(args), PIPELINES[args.pipeline], args.beam, args.words
+    )
+    accuracy = result["accuracy"]
+    print(f"PSNR {result['psnr']:.2f} dB")
+    print(format_accuracy({args.pipeline: accuracy}, "pipeline"))
+    print(f"size {result['megabits']:.2f} Mbit = {result['megabytes']:.2f} MB")
+    return 0
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """Write Table 1, its paired comparisons and Table 2 as Markdown (the results chapter's
+    tables), computing whatever is not cached."""
+    session = session_from(args)
+    for path in write_report(session, Path(args.out).expanduser()):
+        print(path)
+    return 0
+
+
+def precision_command(args: argparse.Namespace) -> int:
+    """Compare bf16 autocast with float32 on a few test batches: the trained pipeline's SR
+    images, CDistNet logits and readings."""
+    session = session_from(args)
+    sr_model, ocr_model = pipeline_models(session, PIPELINES[args.pipeline])
+    hard = first_items(scoring_splits(session)["hard"], args.batches * args.batch)
+    batches = []
+    for start in range(0, len(hard), args.batch):
+        items = [hard[i] for i in range(start, min(start + args.batch, len(hard)))]
+        lr, hr, labels = zip(*items, strict=True)
+        batches.append((torch.stack(lr), torch.stack(hr), labels))
+    report = compare_precisions(sr_model, ocr_model, batches, session.device)
+    print("\n".join(report.lines()))
+    return 0
+
+
+def add_quantization_arguments(parser: argparse.ArgumentParser, default_target: str) -> None:
+    parser.add_argument("--pipeline", choices=sorted(PIPELINES), default="edsr")
+    parser.add_argument("--target", choices=TARGETS, default=default_target)
+    parser.add_argument("--bits", type=int, default=7, help="weight bit width, 2 to 8")
+    parser.add_argument("--method", choices=METHODS, default="aciq-mix")
+    parser.add_argument("--granularity", choices=GRANULARITIES, default="channel")
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    add_device_arguments(parser)
+    parser.add_argument("--batch-size", type=int, default=None, help="instead of the recipe's")
+    parser.add_argument("--workers", type=int, default=None, help="DataLoader worker processes")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
+    parser.add_argument("--channels-last", action="store_true", help="channels-last memory")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network")
+
+
 def add_session_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", choices=sorted(PROFILES), default=None)
     parser.add_argument("--textzoom", default=None, help="real TextZoom root (else OCRSR_TEXTZOOM)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--scene-text",
+        default=None,
+        help=f"MJSynth/SynthText LMDB folders joined by {os.pathsep!r} (else OCRSR_SCENE_TEXT)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,20 +230,41 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train-sr", help=train_sr_command.__doc__)
     train.add_argument("recipe", choices=sorted(SR_RECIPES["demo"]), help="SR recipe to train")
     add_session_arguments(train)
-    train.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
+    add_training_arguments(train)
     train.set_defaults(run=train_sr_command)
     cdistnet = commands.add_parser("train-cdistnet", help=train_cdistnet_command.__doc__)
     cdistnet.add_argument(
         "recipe", choices=sorted(CDISTNET_RECIPES["demo"]), help="CDistNet recipe"
     )
     add_session_arguments(cdistnet)
-    cdistnet.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
-    cdistnet.add_argument(
-        "--scene-text",
-        default=None,
-        help=f"MJSynth/SynthText LMDB folders joined by {os.pathsep!r} (else OCRSR_SCENE_TEXT)",
-    )
+    add_training_arguments(cdistnet)
     cdistnet.set_defaults(run=train_cdistnet_command)
+    quantize = commands.add_parser("quantize", help=quantize_command.__doc__)
+    add_session_arguments(quantize)
+    add_training_arguments(quantize)
+    add_quantization_arguments(quantize, "sr+ocr")
+    quantize.add_argument("--out", default="quantized", help="folder for the packed checkpoints")
+    quantize.set_defaults(run=quantize_command)
+    evaluate = commands.add_parser("evaluate", help=evaluate_command.__doc__)
+    add_session_arguments(evaluate)
+    add_training_arguments(evaluate)
+    add_quantization_arguments(evaluate, "none")
+    evaluate.add_argument("--beam", type=int, default=10, help="CDistNet beam width")
+    evaluate.add_argument("--words", type=int, default=None, help="first N words per split")
+    evaluate.add_argument("--table-1", action="store_true", help="all Table 1 pipelines")
+    evaluate.set_defaults(run=evaluate_command)
+    report = commands.add_parser("report", help=report_command.__doc__)
+    add_session_arguments(report)
+    add_training_arguments(report)
+    report.add_argument("--out", default="report", help="folder for the Markdown tables")
+    report.set_defaults(run=report_command)
+    precision = commands.add_parser("check-precision", help=precision_command.__doc__)
+    add_session_arguments(precision)
+    add_device_arguments(precision)
+    precision.add_argument("--pipeline", choices=sorted(PIPELINES), default="edsr")
+    precision.add_argument("--batches", type=int, default=4)
+    precision.add_argument("--batch", type=int, default=32)
+    precision.set_defaults(run=precision_command)
     return parser
 
 
@@ -116,6 +272,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except torch.OutOfMemoryError as error:
+        batch = getattr(args, "batch_size", None) or "the recipe's"
+        print(
+            f"ocrsr {args.command}: error: out of GPU memory with batch size {batch} "
+            f"({str(error).splitlines()[0]}); try a smaller --batch-size, --bf16, or more GPUs "
+            "with torchrun (an interrupted training run resumes from its last checkpoint)",
+            file=sys.stderr,
+        )
+        return 3
     except (FileNotFoundError, KeyError, ValueError, RuntimeError) as error:
         print(f"ocrsr {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -100,6 +100,19 @@ def select_device(requested: str | None = None) -> torch.device:
     return device
 
 
+OVERRIDABLE = ("batch_size", "bf16", "channels_last", "compile", "num_workers")
+
+
+def checked_overrides(overrides: dict[str, object], device: torch.device) -> dict[str, object]:
+    """Training overrides that exist and make sense on `device` (bf16 autocast needs CUDA)."""
+    unknown = sorted(set(overrides) - set(OVERRIDABLE))
+    if unknown:
+        raise ValueError(f"cannot override {unknown}; only {list(OVERRIDABLE)}")
+    if overrides.get("bf16") and device.type != "cuda":
+        raise ValueError(f"bf16 autocast is for CUDA, and the device is {device}")
+    return dict(overrides)
+
+
 def scene_text_roots(roots: Sequence[str | os.PathLike] | None = None) -> tuple[Path, ...]:
     """Scene-text LMDB folders: the argument, else OCRSR_SCENE_TEXT split at os.pathsep."""
     if roots is None:
@@ -125,6 +138,9 @@ class Session:
     textzoom: Path | None = None
     scene_text: tuple[Path, ...] = ()  # scene-text LMDBs that CDistNet pretrains on (paper)
     notes: list[str] = field(default_factory=list)
+    # TrainConfig fields that every recipe of this session trains with instead of its own
+    # (the command line's --batch-size, --bf16, --channels-last, --compile, --workers)
+    train_overrides: dict[str, object] = field(default_factory=dict)
 
     def path(self, *parts: str) -> Path:
         """A folder under this profile's part of the cache, created on demand."""
@@ -136,12 +152,14 @@ class Session:
         data = f"real TextZoom at {self.textzoom}" if self.textzoom else "synthetic TextZoom"
         if self.scene_text:
             data += ", scene text " + ", ".join(str(path) for path in self.scene_text)
+        overrides = ", ".join(f"{k}={v}" for k, v in self.train_overrides.items()) or "none"
         return "\n".join(
             [
                 f"profile : {self.profile.name} ({self.profile.description})",
                 f"data    : {data}",
                 f"device  : {self.device}",
                 f"seed    : {self.seed}",
+                f"training: recipes as named, overrides: {overrides}",
                 f"cache   : {self.cache}",
                 f"versions: python {platform.python_version()}, torch {torch.__version__}, "
                 f"numpy {np.__version__}",
@@ -156,8 +174,11 @@ def setup(
     textzoom: str | os.PathLike | None = None,
     verbose: bool = True,
     scene_text: Sequence[str | os.PathLike] | None = None,
+    train_overrides: dict[str, object] | None = None,
 ) -> Session:
-    """Pick profile, device, seed and cache, seed everything, print them, return the session."""
+    """Pick profile, device, seed and cache, seed everything, print them, return the session.
+
+    `train_overrides` replace TrainConfig fields in every recipe (e.g. batch_size, bf16)."""
     chosen = get_profile(profile)
     root = textzoom or (os.environ.get(TEXTZOOM_ENV) if chosen.uses_real_textzoom else None)
     session = Session(
@@ -167,6 +188,7 @@ def setup(
         cache=cache_dir(),
         textzoom=Path(root).expanduser() if root else None,
         scene_text=scene_text_roots(scene_text),
+        train_overrides=checked_overrides(train_overrides or {}, select_device(device)),
     )
     session.cache.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)

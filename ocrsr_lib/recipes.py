@@ -152,13 +152,15 @@ def recipe_for(session: Session, name: str) -> SRRecipe:
 def recipe_from(
     tables: dict[str, dict[str, RecipeT]], session: Session, name: str, kind: str
 ) -> RecipeT:
-    """Recipe `name` of the session profile's table, its training cut to the profile's budget."""
+    """Recipe `name` of the session profile's table, its training cut to the profile's budget
+    and with the session's training overrides (batch size, bf16, ...)."""
     recipes = tables[session.profile.recipe_table]
     if name not in recipes:
         profile = session.profile.name
         raise KeyError(f"no {kind} recipe {name!r} in profile {profile!r}; known: {list(recipes)}")
     recipe = recipes[name]
-    return replace(recipe, train=recipe.train.scaled(session.profile.budget))
+    train = replace(recipe.train.scaled(session.profile.budget), **session.train_overrides)
+    return replace(recipe, train=train)
 
 
 def build_sr_model(model: str, size: str, stn_at_eval: bool = False) -> nn.Module:
@@ -184,6 +186,19 @@ def text_train_and_validation(session: Session) -> tuple[Subset, Subset]:
     """The session's train split minus a held-out validation part (at most a fifth)."""
     full = session_splits(session)["train"]
     return hold_out(full, min(VALIDATION_PAIRS, len(full) // 5), session.seed)
+
+
+# TrainConfig fields that do not change the weights and joined TrainConfig after caches were
+# named: left out of the hashes so that existing trained runs keep their names
+UNHASHED_TRAIN_FIELDS = ("compile",)
+
+
+def recipe_fields(recipe: object) -> dict:
+    """A recipe as a dict for naming its cached run, without UNHASHED_TRAIN_FIELDS."""
+    fields = asdict(recipe)
+    for name in UNHASHED_TRAIN_FIELDS:
+        fields["train"].pop(name, None)
+    return fields
 
 
 def short_hash(parts: dict) -> str:
@@ -218,7 +233,7 @@ def recipe_key(session: Session, name: str) -> str:
     """A short hash of everything that determines the recipe's weights, starting point included."""
     recipe = recipe_for(session, name)
     parts = {
-        "recipe": asdict(recipe),
+        "recipe": recipe_fields(recipe),
         "data": data_fingerprint(session, recipe),
         "start": recipe_key(session, recipe.start_from) if recipe.start_from else None,
         "guide": recognizer_checkpoint_path(session, recipe.guide).name
@@ -358,7 +373,7 @@ def recognizer_recipe_for(session: Session, name: str) -> RecognizerRecipe:
 def recognizer_checkpoint_path(session: Session, name: str) -> Path:
     """Where the recognizer recipe's training checkpoint lives in the session's cache."""
     recipe = recognizer_recipe_for(session, name)
-    parts = {"recipe": asdict(recipe), "data": f"text:{session_textzoom_root(session)}"}
+    parts = {"recipe": recipe_fields(recipe), "data": f"text:{session_textzoom_root(session)}"}
     return session.path("checkpoints") / f"recognizer-{name}-{short_hash(parts)}.pt"
 
 

@@ -86,6 +86,7 @@ class TrainConfig:
     num_workers: int = 0
     bf16: bool = False  # autocast on CUDA only
     channels_last: bool = False
+    compile: bool = False  # torch.compile the network (same weights: not a trajectory field)
     # "cosine": decay to 0 over the run after the warm-up; "noam": the transformer schedule
     # learning_rate * min(n^-0.5, n * warmup^-1.5) at step n = 1, 2, ... (CDistNet's, with
     # learning_rate = width^-0.5)
@@ -484,6 +485,8 @@ def train_model(
 
     autocast = autocast_context(config, device)
     network = distributed.wrap(model, device)
+    if config.compile:
+        network = torch.compile(network)
     model.train()
     batches = batches_from(train_dataset, config, result.resumed_from, device.type == "cuda")
     with progress_bar(

@@ -59,3 +59,66 @@ def test_paper_pretraining_without_scene_text_names_the_variable(tiny_recipes, m
     arguments = ["train-cdistnet", "pretrain", "--profile", "paper", "--device", "cpu"]
     assert main([*arguments, "--textzoom", str(tiny_recipes)]) == 2
     assert "OCRSR_SCENE_TEXT" in capsys.readouterr().err
+
+
+def tiny_pipeline(monkeypatch):
+    from ocrsr_lib import cli
+    from ocrsr_lib.quant.evaluation import Pipeline
+
+    monkeypatch.setitem(cli.PIPELINES, "edsr", Pipeline("stn-edsr", "finetune-stn-edsr"))
+
+
+def test_quantize_writes_packed_checkpoints_smaller_than_float(tiny_cdistnet, monkeypatch, capsys):
+    tiny_pipeline(monkeypatch)
+    out = tiny_cdistnet.cache / "packed"
+    root = str(tiny_cdistnet.textzoom)
+    arguments = ["quantize", "--textzoom", root, "--device", "cpu", "--bits", "4"]
+    assert main([*arguments, "--out", str(out)]) == 0
+    files = sorted(path.name for path in out.iterdir())
+    assert files == ["edsr-sr+ocr-4bit-aciq-mix-ocr.pt", "edsr-sr+ocr-4bit-aciq-mix-sr.pt"]
+    assert "Mbit" in capsys.readouterr().out
+    assert main([*arguments, "--target", "none"]) == 2
+    assert "--target" in capsys.readouterr().err
+
+
+def test_evaluate_prints_psnr_accuracy_and_size(tiny_cdistnet, monkeypatch, capsys):
+    tiny_pipeline(monkeypatch)
+    root = str(tiny_cdistnet.textzoom)
+    arguments = ["evaluate", "--textzoom", root, "--device", "cpu", "--target", "sr", "--bits", "3"]
+    assert main([*arguments, "--beam", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "PSNR" in printed and "average" in printed and "Mbit" in printed
+
+
+def test_check_precision_compares_bf16_with_float32(tiny_cdistnet, monkeypatch, capsys):
+    tiny_pipeline(monkeypatch)
+    root = str(tiny_cdistnet.textzoom)
+    arguments = ["check-precision", "--textzoom", root, "--device", "cpu", "--batch", "2"]
+    assert main(arguments) == 0
+    printed = capsys.readouterr().out
+    assert "images compared: 4" in printed and "relative RMS" in printed
+
+
+def test_bf16_training_on_a_cpu_is_refused(tiny_recipes, capsys):
+    arguments = ["train-sr", "edsr", "--textzoom", str(tiny_recipes), "--device", "cpu", "--bf16"]
+    assert main(arguments) == 2
+    assert "bf16 autocast is for CUDA" in capsys.readouterr().err
+
+
+def test_batch_size_override_reaches_the_recipe(tiny_recipes, capsys):
+    arguments = ["train-sr", "edsr", "--textzoom", str(tiny_recipes), "--device", "cpu"]
+    assert main([*arguments, "--batch-size", "2", "--workers", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "batch_size=2" in printed and "num_workers=1" in printed and "4 steps" in printed
+
+
+def test_out_of_memory_names_the_batch_size(monkeypatch, capsys):
+    from ocrsr_lib import cli
+
+    def exhausted(args):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(cli, "report_command", exhausted)
+    assert main(["report", "--batch-size", "512"]) == 3
+    error = capsys.readouterr().err
+    assert "out of GPU memory with batch size 512" in error and "--batch-size" in error

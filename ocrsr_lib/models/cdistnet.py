@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ocrsr_lib.models.stn import float32_geometry
+
 VOCABULARY = ("<blank>", "<unk>", "<s>", "</s>", *"0123456789", *"abcdefghijklmnopqrstuvwxyz")
 PAD, UNKNOWN, START, END = 0, 1, 2, 3
 MAX_LABEL_LENGTH = 30  # official labels are cut after 30 characters
@@ -160,8 +162,9 @@ class LocalizationNetwork(nn.Module):
         self.fiducials = config.fiducials
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.conv(images).flatten(1)
-        points = self.localization_fc2(self.localization_fc1(features))
+        hidden = self.localization_fc1(self.conv(images).flatten(1))
+        with float32_geometry(images):  # the fiducial points are coordinates: float32
+            points = self.localization_fc2(hidden.float())
         return points.view(images.shape[0], self.fiducials, 2)
 
 
@@ -193,8 +196,10 @@ class TPS(nn.Module):
         self.GridGenerator = GridGenerator(config.fiducials)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        grid = self.GridGenerator(self.LocalizationNetwork(images))
-        return F.grid_sample(images, grid, padding_mode="border", align_corners=True)
+        points = self.LocalizationNetwork(images)
+        with float32_geometry(images):  # bf16 would move the sample points by pixels
+            grid = self.GridGenerator(points.float())
+            return F.grid_sample(images.float(), grid, padding_mode="border", align_corners=True)
 
 
 class BasicBlock(nn.Module):

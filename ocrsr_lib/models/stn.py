@@ -6,6 +6,7 @@ along the bottom edge) should move; a thin-plate spline through them resamples t
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 
 import numpy as np
@@ -16,6 +17,12 @@ from torch import nn
 CONTROL_POINTS = 20
 TPS_MARGINS = (0.05, 0.05)  # where the target control points sit, as a fraction of the image
 INIT_MARGIN = 0.01  # where the localization network's initial output puts them
+
+
+def float32_geometry(images: torch.Tensor) -> contextlib.AbstractContextManager:
+    """Autocast off on the images' device: sampling grids are computed and applied in float32
+    under mixed precision (bf16 keeps 8 bits of mantissa, too few for pixel coordinates)."""
+    return torch.autocast(images.device.type, enabled=False)
 
 
 def control_point_grid(count: int, margins: tuple[float, float]) -> torch.Tensor:
@@ -83,10 +90,15 @@ class TPSSpatialTransformer(nn.Module):
         return 2.0 * grid - 1.0
 
     def forward(self, images: torch.Tensor, source_control_points: torch.Tensor) -> torch.Tensor:
-        grid = self.sampling_grid(source_control_points)
-        return F.grid_sample(
-            images, grid, mode="bilinear", padding_mode="zeros", align_corners=self.align_corners
-        )
+        with float32_geometry(images):  # bf16 would move the sample points by pixels
+            grid = self.sampling_grid(source_control_points.float())
+            return F.grid_sample(
+                images.float(),
+                grid,
+                mode="bilinear",
+                padding_mode="zeros",
+                align_corners=self.align_corners,
+            )
 
 
 def conv3x3_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -140,8 +152,9 @@ class LocalizationNetwork(nn.Module):
         ).view(-1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.stn_convnet(images).flatten(1)
-        return self.stn_fc2(0.1 * self.stn_fc1(features)).view(-1, self.control_points, 2)
+        hidden = 0.1 * self.stn_fc1(self.stn_convnet(images).flatten(1))
+        with float32_geometry(images):  # the control points are coordinates: float32
+            return self.stn_fc2(hidden.float()).view(-1, self.control_points, 2)
 
 
 class SpatialTransformer(nn.Module):

@@ -1,0 +1,289 @@
+"""The paper's results as this book measures them: Table 1's comparisons, the quantization sweep,
+Table 2's selection rule and rows, and Markdown tables of both beside the paper's numbers.
+
+Everything here reads the cached artifacts of chapters 4 and 5 and computes what is missing, so
+the results chapter and `ocrsr report` show the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+
+from ocrsr_lib.cdistnet_recipes import TABLE_1_PIPELINES, cdistnet_readings, table_1
+from ocrsr_lib.checkpoints import atomic_write_text
+from ocrsr_lib.config import Session
+from ocrsr_lib.data import TEST_DIFFICULTIES, scoring_splits, split_labels
+from ocrsr_lib.paper import PAPER_TABLE_1, PAPER_TABLE_2
+from ocrsr_lib.quant.evaluation import (
+    EDSR_PIPELINE,
+    TBSRN_PIPELINE,
+    QuantSetting,
+    evaluate_setting,
+    float_size,
+)
+from ocrsr_lib.reading import accuracy_of, character_marks, paired_difference
+from ocrsr_lib.recipes import trained_sr
+from ocrsr_lib.viz import image_grid, marked_word
+
+SWEEP_TARGETS = ("sr", "ocr", "sr+ocr")
+SWEEP_METHODS = ("aciq-mix", "minmax")
+SWEEP_BITS = tuple(range(8, 1, -1))
+BICUBIC_ROW = "bicubic + CDistNet (fine-tuned)"
+
+
+def table_1_readings(session: Session, row: str) -> list[str]:
+    """Every scored test word a Table 1 pipeline read (easy, then medium, then hard)."""
+    images, name = TABLE_1_PIPELINES[row]
+    readings = cdistnet_readings(session, name, images)
+    return [word for split in TEST_DIFFICULTIES for word in readings[split]]
+
+
+def scored_labels(session: Session) -> list[str]:
+    """The labels of the scored test words, in the order of `table_1_readings`."""
+    test = scoring_splits(session)
+    return [label for split in TEST_DIFFICULTIES for label in split_labels(test[split])]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two Table 1 pipelines on the same words: accuracy difference (ours and the paper's, in
+    points) and McNemar's paired counts (words only the first reads, only the second, z)."""
+
+    first: str
+    second: str
+    points: float
+    paper_points: float
+    only_first: int
+    only_second: int
+    z: float
+
+    @property
+    def reproduces(self) -> bool:
+        """Same sign as the paper's difference and outside the noise (|z| >= 2)."""
+        return self.points * self.paper_points > 0 and abs(self.z) >= 2
+
+
+def compare_pipelines(session: Session, first: str, second: str) -> Comparison:
+    """Two Table 1 rows on the same scored words, with the paper's difference between them."""
+    ours = table_1(session)
+    counts = paired_difference(
+        table_1_readings(session, first), table_1_readings(session, second), scored_labels(session)
+    )
+    points = 100 * (ours[first]["average"] - ours[second]["average"])
+    paper = PAPER_TABLE_1[first]["average"] - PAPER_TABLE_1[second]["average"]
+    return Comparison(first, second, points, paper, *counts)
+
+
+def table_1_comparisons(session: Session) -> list[Comparison]:
+    """The paper's claims in Table 1: per SR model, SR-fine-tuned beats HR-fine-tuned CDistNet
+    on SR images and the SR pipeline beats bicubic + a CDistNet fine-tuned on bicubic images;
+    and the EDSR pipeline beats the TBSRN one."""
+    comparisons = []
+    for model in ("EDSR", "TBSRN"):
+        sr_row = f"{model} + CDistNet (SR-fine-tuned)"
+        for other in (f"{model} + CDistNet (HR-fine-tuned)", BICUBIC_ROW):
+            comparisons.append(compare_pipelines(session, sr_row, other))
+    edsr, tbsrn = (f"{model} + CDistNet (SR-fine-tuned)" for model in ("EDSR", "TBSRN"))
+    comparisons.append(compare_pipelines(session, edsr, tbsrn))
+    return comparisons
+
+
+def edsr_only_hard_words(session: Session) -> list[int]:
+    """Hard test words (indices) that EDSR + CDistNet reads right and TBSRN + CDistNet does not
+    (Figure 2's examples), both SR-fine-tuned."""
+    labels = split_labels(scoring_splits(session)["hard"])
+    right = {}
+    for model in ("EDSR", "TBSRN"):
+        images, name = TABLE_1_PIPELINES[f"{model} + CDistNet (SR-fine-tuned)"]
+        words = cdistnet_readings(session, name, images)["hard"]
+        right[model] = [accuracy_of([w], [t]) == 1 for w, t in zip(words, labels, strict=True)]
+    pairs = zip(right["EDSR"], right["TBSRN"], strict=True)
+    return [i for i, (edsr, tbsrn) in enumerate(pairs) if edsr and not tbsrn]
+
+
+def figure_2(session: Session, indices: Sequence[int]) -> plt.Figure:
+    """The paper's Figure 2 for hard test words: LR, HR with its label, and the TBSRN and EDSR
+    SR images with what their SR-fine-tuned CDistNet read, characters green if right."""
+    hard = scoring_splits(session)["hard"]
+    labels = split_labels(hard)
+    columns = {}
+    for model in ("TBSRN", "EDSR"):
+        images, name = TABLE_1_PIPELINES[f"{model} + CDistNet (SR-fine-tuned)"]
+        columns[model] = (
+            trained_sr(session, images).model,
+            cdistnet_readings(session, name, images),
+        )
+    rows = []
+    with torch.no_grad():
+        for i in indices:
+            lr, hr, _ = hard[i]
+            rows.append([lr, hr, *(model(lr[None])[0] for model, _ in columns.values())])
+    figure = image_grid(
+        rows,
+        column_titles=["LR", "HR and label", "TBSRN SR + CDistNet", "EDSR SR + CDistNet"],
+        cell_size=(2.3, 1.0),
+    )
+    for row, i in enumerate(indices):
+        axes = figure.axes[row * 4 : row * 4 + 4]
+        marked_word(axes[1], labels[i], [True] * len(labels[i]))
+        for axis, (_, readings) in zip(axes[2:], columns.values(), strict=True):
+            word = readings["hard"][i]
+            marked_word(axis, word, character_marks(word, labels[i]))
+    figure.subplots_adjust(hspace=0.9)
+    return figure
+
+
+def quantization_sweep(
+    session: Session,
+    targets: Iterable[str] = SWEEP_TARGETS,
+    methods: Iterable[str] = SWEEP_METHODS,
+    bit_widths: Iterable[int] = SWEEP_BITS,
+) -> dict[tuple[str, str, int], dict]:
+    """Chapter 5's sweep of the EDSR pipeline (greedy reading, every scored word): the
+    evaluation of each (target, method, bits), cached per setting."""
+    return {
+        (target, method, bits): evaluate_setting(session, QuantSetting(target, bits, method))
+        for target in targets
+        for method in methods
+        for bits in bit_widths
+    }
+
+
+@dataclass(frozen=True)
+class AcceptanceRule:
+    """How much a quantized pipeline may lose against float: accuracy points and PSNR dB."""
+
+    accuracy_points: float = 1.0
+    psnr_db: float = 0.1
+
+    def accepts(self, reference: Mapping, result: Mapping) -> bool:
+        """Whether `result` lost no more than allowed (to within float rounding)."""
+        drop = 100 * (reference["accuracy"]["average"] - result["accuracy"]["average"])
+        psnr_drop = reference["psnr"] - result["psnr"]
+        return drop <= self.accuracy_points + 1e-9 and psnr_drop <= self.psnr_db + 1e-9
+
+
+def smallest_acceptable_bits(
+    reference: Mapping,
+    sweep: Mapping[tuple[str, str, int], Mapping],
+    target: str = "sr+ocr",
+    method: str = "aciq-mix",
+    rule: AcceptanceRule = AcceptanceRule(),
+) -> int:
+    """The fewest bits whose sweep result the rule accepts (8 if none is); Table 2's choice."""
+    widths = sorted(bits for (t, m, bits) in sweep if (t, m) == (target, method))
+    accepted = [bits for bits in widths if rule.accepts(reference, sweep[target, method, bits])]
+    return min(accepted, default=8)
+
+
+def table_2(session: Session, bits: int, method: str = "aciq-mix") -> dict[str, dict]:
+    """Table 2's rows read with beam 10: both float pipelines and the EDSR pipeline with SR and
+    OCR quantized to `bits`."""
+    return {
+        "TBSRN + CDistNet, not quantized": evaluate_setting(
+            session, QuantSetting("none"), TBSRN_PIPELINE, beam=10
+        ),
+        "EDSR + CDistNet, not quantized": evaluate_setting(
+            session, QuantSetting("none"), EDSR_PIPELINE, beam=10
+        ),
+        f"EDSR + CDistNet, SR+OCR {bits}-bit": evaluate_setting(
+            session, QuantSetting("sr+ocr", bits, method), EDSR_PIPELINE, beam=10
+        ),
+    }
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A Markdown pipe table (first column left-aligned, the others right-aligned)."""
+    lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def table_1_markdown(session: Session) -> str:
+    """Table 1 as measured beside the paper's accuracies (%), easy / medium / hard / average."""
+    ours = table_1(session)
+    header = ["pipeline", *TEST_DIFFICULTIES, "average", "paper: easy", "medium", "hard", "average"]
+    rows = []
+    for row, cells in ours.items():
+        paper = PAPER_TABLE_1[row]
+        ours_cells = [percent(cells[c]) for c in (*TEST_DIFFICULTIES, "average")]
+        paper_cells = [
+            f"{paper[c]:.2f}" if c in paper else "–" for c in (*TEST_DIFFICULTIES, "average")
+        ]
+        rows.append([row, *ours_cells, *paper_cells])
+    return markdown_table(header, rows)
+
+
+def table_2_markdown(session: Session, rows: Mapping[str, Mapping]) -> str:
+    """Table 2 as measured (PSNR, accuracy, size in Mbit and MB) beside the paper's rows, which
+    give the size in Mbit under the name MB; the quantized row is matched by position."""
+    header = ["pipeline", "PSNR (dB)", "accuracy (%)", "Mbit", "MB"]
+    header += ["paper: PSNR", "accuracy", "Mbit"]
+    lines = []
+    paired = zip(rows.items(), PAPER_TABLE_2.items(), strict=True)
+    for (name, result), (paper_name, paper) in paired:
+        lines.append(
+            [
+                f"{name} (paper: {paper_name})" if name != paper_name else name,
+                f"{result['psnr']:.2f}",
+                percent(result["accuracy"]["average"]),
+                f"{result['megabits']:.2f}",
+                f"{result['megabytes']:.2f}",
+                f"{paper['psnr']:.2f}",
+                f"{paper['accuracy']:.2f}",
+                f"{paper['size']:.2f}",
+            ]
+        )
+    return markdown_table(header, lines)
+
+
+def comparisons_markdown(comparisons: Iterable[Comparison]) -> str:
+    """The paired comparisons: points ours and the paper's, McNemar counts and z, verdict."""
+    header = ["SR pipeline", "against", "points", "paper", "only SR", "only other", "z", "same?"]
+    rows = [
+        [
+            c.first,
+            c.second,
+            f"{c.points:+.1f}",
+            f"{c.paper_points:+.1f}",
+            c.only_first,
+            c.only_second,
+            f"{c.z:+.1f}",
+            "yes" if c.reproduces else "no",
+        ]
+        for c in comparisons
+    ]
+    return markdown_table(header, rows)
+
+
+def write_report(session: Session, folder: Path) -> list[Path]:
+    """Write Table 1, the comparisons and Table 2 (with the sweep's choice of bits) as Markdown
+    files into `folder`; computes whatever is not cached. Returns the files written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sweep = quantization_sweep(session, ["sr+ocr"], ["aciq-mix"])
+    reference = evaluate_setting(session, QuantSetting("none"))
+    bits = smallest_acceptable_bits(reference, sweep)
+    rows = table_2(session, bits)
+    share = rows[f"EDSR + CDistNet, SR+OCR {bits}-bit"]["megabits"] / float_size(session).megabits
+    texts = {
+        "table_1.md": table_1_markdown(session),
+        "comparisons.md": comparisons_markdown(table_1_comparisons(session)),
+        "table_2.md": table_2_markdown(session, rows)
+        + f"\n\nSR+OCR at {bits} bits (the fewest within {AcceptanceRule()}): "
+        + f"{100 * share:.0f}% of the float size.",
+    }
+    written = []
+    for name, text in texts.items():
+        path = folder / name
+        atomic_write_text(path, f"profile {session.profile.name}\n\n{text}\n")
+        written.append(path)
+    return written
