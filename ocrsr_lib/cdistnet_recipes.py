@@ -29,6 +29,8 @@ from ocrsr_lib.reading import (
     word_accuracy,
 )
 from ocrsr_lib.recipes import (
+    official_key,
+    official_model,
     recipe_fields,
     recipe_from,
     recipe_key,
@@ -122,6 +124,9 @@ def cdistnet_recipe_for(session: Session, name: str) -> CDistNetRecipe:
 
 def cdistnet_key(session: Session, name: str) -> str:
     """A short hash of everything that determines the recipe's weights."""
+    official = official_key(session, name)
+    if official:
+        return official
     recipe = cdistnet_recipe_for(session, name)
     parts = {
         "recipe": recipe_fields(recipe),
@@ -174,7 +179,11 @@ def image_source(session: Session, images: str) -> str | nn.Module:
 
 
 def trained_cdistnet(session: Session, name: str) -> TrainedCDistNet:
-    """The recipe's CDistNet: trained now (resuming if interrupted) or read from the cache."""
+    """The recipe's CDistNet: trained now (resuming if interrupted) or read from the cache; or
+    the official checkpoint that the session names for it."""
+    if name in session.official:
+        model = official_model(session, name)
+        return TrainedCDistNet(name, model, "hr", TrainResult(steps=0), session.official[name])
     recipe = cdistnet_recipe_for(session, name)
     path = cdistnet_checkpoint_path(session, name)
     torch.manual_seed(recipe.train.seed)

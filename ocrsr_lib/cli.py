@@ -17,7 +17,7 @@ from ocrsr_lib.cdistnet_recipes import (
     pipeline_accuracy,
     trained_cdistnet,
 )
-from ocrsr_lib.config import PROFILES, Session, setup
+from ocrsr_lib.config import OFFICIAL_RUNS, PROFILES, Session, setup
 from ocrsr_lib.data import (
     TEST_DIFFICULTIES,
     first_items,
@@ -67,7 +67,19 @@ def session_from(args: argparse.Namespace) -> Session:
         textzoom=args.textzoom,
         scene_text=scene_text.split(os.pathsep) if scene_text else None,
         train_overrides=overrides,
+        official=official_files(args.official or []),
     )
+
+
+def official_files(assignments: Sequence[str]) -> dict[str, str]:
+    """RECIPE=FILE arguments as a dict; a malformed one is an error."""
+    files = {}
+    for assignment in assignments:
+        name, separator, path = assignment.partition("=")
+        if not separator or not name or not path:
+            raise ValueError(f"--official takes RECIPE=FILE, got {assignment!r}")
+        files[name] = path
+    return files
 
 
 def data_command(args: argparse.Namespace) -> int:
@@ -213,6 +225,12 @@ def add_session_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", choices=sorted(PROFILES), default=None)
     parser.add_argument("--textzoom", default=None, help="real TextZoom root (else OCRSR_TEXTZOOM)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--official",
+        action="append",
+        metavar="RECIPE=FILE",
+        help=f"use an official checkpoint instead of training one of {list(OFFICIAL_RUNS)}",
+    )
     parser.add_argument(
         "--scene-text",
         default=None,

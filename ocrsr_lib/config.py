@@ -100,6 +100,30 @@ def select_device(requested: str | None = None) -> torch.device:
     return device
 
 
+# recipes whose run an official checkpoint can replace, and the converter that reads the file
+# (`ocrsr_lib.checkpoints.load_official`): the general EDSR (EDSR-PyTorch or CAR), TBSRN
+# trained with its text-focus loss, TBSRN's guiding recognizer, the pretrained CDistNet
+OFFICIAL_RUNS = {
+    "edsr-natural": "edsr",
+    "tbsrn-text-focus": "tbsrn",
+    "guide": "tbsrn-recognizer",
+    "pretrain": "cdistnet",
+}
+
+
+def checked_official(official: dict[str, str | os.PathLike]) -> dict[str, Path]:
+    """Official checkpoint files by the recipe they replace; unknown recipes and missing files
+    are refused before anything runs."""
+    unknown = sorted(set(official) - set(OFFICIAL_RUNS))
+    if unknown:
+        raise ValueError(f"no official checkpoint replaces {unknown}; only {list(OFFICIAL_RUNS)}")
+    files = {name: Path(path).expanduser() for name, path in official.items()}
+    for name, path in files.items():
+        if not path.is_file():
+            raise FileNotFoundError(f"official checkpoint for {name!r} not found: {path}")
+    return files
+
+
 OVERRIDABLE = ("batch_size", "bf16", "channels_last", "compile", "num_workers")
 
 
@@ -141,6 +165,8 @@ class Session:
     # TrainConfig fields that every recipe of this session trains with instead of its own
     # (the command line's --batch-size, --bf16, --channels-last, --compile, --workers)
     train_overrides: dict[str, object] = field(default_factory=dict)
+    # official checkpoint files that replace training a recipe (keys of OFFICIAL_RUNS)
+    official: dict[str, Path] = field(default_factory=dict)
 
     def path(self, *parts: str) -> Path:
         """A folder under this profile's part of the cache, created on demand."""
@@ -153,6 +179,7 @@ class Session:
         if self.scene_text:
             data += ", scene text " + ", ".join(str(path) for path in self.scene_text)
         overrides = ", ".join(f"{k}={v}" for k, v in self.train_overrides.items()) or "none"
+        official = ", ".join(f"{k} from {v}" for k, v in self.official.items()) or "none"
         return "\n".join(
             [
                 f"profile : {self.profile.name} ({self.profile.description})",
@@ -160,6 +187,7 @@ class Session:
                 f"device  : {self.device}",
                 f"seed    : {self.seed}",
                 f"training: recipes as named, overrides: {overrides}",
+                f"official: {official}",
                 f"cache   : {self.cache}",
                 f"versions: python {platform.python_version()}, torch {torch.__version__}, "
                 f"numpy {np.__version__}",
@@ -175,10 +203,12 @@ def setup(
     verbose: bool = True,
     scene_text: Sequence[str | os.PathLike] | None = None,
     train_overrides: dict[str, object] | None = None,
+    official: dict[str, str | os.PathLike] | None = None,
 ) -> Session:
     """Pick profile, device, seed and cache, seed everything, print them, return the session.
 
-    `train_overrides` replace TrainConfig fields in every recipe (e.g. batch_size, bf16)."""
+    `train_overrides` replace TrainConfig fields in every recipe (e.g. batch_size, bf16);
+    `official` maps recipes (OFFICIAL_RUNS) to official checkpoint files used instead."""
     chosen = get_profile(profile)
     root = textzoom or (os.environ.get(TEXTZOOM_ENV) if chosen.uses_real_textzoom else None)
     session = Session(
@@ -189,6 +219,7 @@ def setup(
         textzoom=Path(root).expanduser() if root else None,
         scene_text=scene_text_roots(scene_text),
         train_overrides=checked_overrides(train_overrides or {}, select_device(device)),
+        official=checked_official(official or {}),
     )
     session.cache.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)

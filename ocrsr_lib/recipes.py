@@ -19,8 +19,13 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
-from ocrsr_lib.checkpoints import load_checkpoint, load_state_dict_strict, save_checkpoint
-from ocrsr_lib.config import Session
+from ocrsr_lib.checkpoints import (
+    load_checkpoint,
+    load_official,
+    load_state_dict_strict,
+    save_checkpoint,
+)
+from ocrsr_lib.config import OFFICIAL_RUNS, Session
 from ocrsr_lib.data import session_splits, session_textzoom_root
 from ocrsr_lib.data.natural import NaturalImagePairs
 from ocrsr_lib.losses import TextFocusLoss, TextFocusWeights, weights_from_confusions
@@ -201,6 +206,23 @@ def recipe_fields(recipe: object) -> dict:
     return fields
 
 
+def official_key(session: Session, name: str) -> str | None:
+    """For a recipe replaced by an official file: a short hash naming that file (its path, size
+    and modification time); None for a recipe that is trained."""
+    path = session.official.get(name)
+    if path is None:
+        return None
+    stat = path.stat()
+    return short_hash(
+        {"official": str(path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime_ns}
+    )
+
+
+def official_model(session: Session, name: str) -> nn.Module:
+    """The official checkpoint that replaces recipe `name`, converted (eval mode)."""
+    return load_official(OFFICIAL_RUNS[name], session.official[name]).eval()
+
+
 def short_hash(parts: dict) -> str:
     """12 hex digits of the SHA-256 of `parts` as sorted JSON: names a cached artifact."""
     text = json.dumps(parts, sort_keys=True, default=str)
@@ -231,6 +253,9 @@ def data_fingerprint(session: Session, recipe: SRRecipe) -> str:
 
 def recipe_key(session: Session, name: str) -> str:
     """A short hash of everything that determines the recipe's weights, starting point included."""
+    official = official_key(session, name)
+    if official:
+        return official
     recipe = recipe_for(session, name)
     parts = {
         "recipe": recipe_fields(recipe),
@@ -259,7 +284,11 @@ class TrainedSR:
 
 
 def trained_sr(session: Session, name: str, stn_at_eval: bool = False) -> TrainedSR:
-    """The recipe's trained model: trained now (resuming if interrupted) or from the cache."""
+    """The recipe's trained model: trained now (resuming if interrupted) or from the cache, or
+    the official checkpoint that the session names for it."""
+    if name in session.official:
+        model = official_model(session, name)
+        return TrainedSR(name, model, TrainResult(steps=0), session.official[name])
     recipe = recipe_for(session, name)
     torch.manual_seed(recipe.train.seed)  # the same initial weights whatever ran before
     model = build_sr_model(recipe.model, recipe.size, stn_at_eval)
@@ -372,6 +401,9 @@ def recognizer_recipe_for(session: Session, name: str) -> RecognizerRecipe:
 
 def recognizer_checkpoint_path(session: Session, name: str) -> Path:
     """Where the recognizer recipe's training checkpoint lives in the session's cache."""
+    official = official_key(session, name)
+    if official:
+        return session.path("checkpoints") / f"recognizer-{name}-official-{official}.pt"
     recipe = recognizer_recipe_for(session, name)
     parts = {"recipe": recipe_fields(recipe), "data": f"text:{session_textzoom_root(session)}"}
     return session.path("checkpoints") / f"recognizer-{name}-{short_hash(parts)}.pt"
@@ -388,7 +420,11 @@ class TrainedRecognizer:
 
 
 def trained_recognizer(session: Session, name: str) -> TrainedRecognizer:
-    """The recipe's recognizer, trained on the HR words of the train split, or from the cache."""
+    """The recipe's recognizer, trained on the HR words of the train split, or from the cache;
+    or the official checkpoint that the session names for it."""
+    if name in session.official:
+        model = official_model(session, name)
+        return TrainedRecognizer(name, model, TrainResult(steps=0), session.official[name])
     recipe = recognizer_recipe_for(session, name)
     torch.manual_seed(recipe.train.seed)
     model = TextRecognizer(RECOGNIZER_CONFIGS[recipe.size])

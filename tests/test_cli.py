@@ -1,5 +1,8 @@
 """The `ocrsr` command line."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -122,3 +125,45 @@ def test_out_of_memory_names_the_batch_size(monkeypatch, capsys):
     assert main(["report", "--batch-size", "512"]) == 3
     error = capsys.readouterr().err
     assert "out of GPU memory with batch size 512" in error and "--batch-size" in error
+
+
+OFFICIAL = Path(__file__).parent / "fixtures" / "official"
+
+
+def test_an_official_edsr_replaces_the_natural_image_pretraining(tiny_recipes, monkeypatch, capsys):
+    """train-sr stn-edsr starts from the official EDSR file instead of training edsr-natural."""
+    from ocrsr_lib import recipes
+    from ocrsr_lib.models import EDSR_CONFIGS, EDSRConfig
+    from ocrsr_lib.train import TrainConfig
+
+    official_size = EDSRConfig(residual_blocks=2, features=16, residual_scale=1.0, rgb_range=255)
+    monkeypatch.setitem(EDSR_CONFIGS, "official-small", official_size)
+    tiny = TrainConfig(steps=2, batch_size=4, learning_rate=1e-3)
+    size = "official-small"
+    stn_edsr = recipes.SRRecipe("stn-edsr", size, "mse", tiny, start_from="edsr-natural")
+    monkeypatch.setitem(recipes.SR_RECIPES["demo"], "stn-edsr", stn_edsr)
+    arguments = ["train-sr", "stn-edsr", "--textzoom", str(tiny_recipes), "--device", "cpu"]
+    edsr_file = OFFICIAL / "edsr_x2_small.pt"
+    assert main([*arguments, "--official", f"edsr-natural={edsr_file}"]) == 0
+    printed = capsys.readouterr().out
+    assert f"edsr-natural from {edsr_file}" in printed and "2 steps" in printed
+    cache = Path(os.environ["OCRSR_CACHE"]) / "demo" / "checkpoints"
+    assert not list(cache.glob("sr-edsr-natural-*"))  # nothing was trained for it
+
+
+def test_official_arguments_are_checked_before_anything_runs(tiny_recipes, capsys):
+    arguments = ["train-sr", "stn-edsr", "--textzoom", str(tiny_recipes), "--device", "cpu"]
+    assert main([*arguments, "--official", "edsr-natural"]) == 2
+    assert "RECIPE=FILE" in capsys.readouterr().err
+    assert main([*arguments, "--official", "stn-edsr=x.pt"]) == 2
+    assert "no official checkpoint replaces ['stn-edsr']" in capsys.readouterr().err
+    assert main([*arguments, "--official", "edsr-natural=/nowhere/edsr.pt"]) == 2
+    assert "not found: /nowhere/edsr.pt" in capsys.readouterr().err
+
+
+def test_a_mismatched_official_file_names_the_keys(tiny_recipes, capsys):
+    """The demo STN+EDSR is wider than the small official EDSR: refused with the shapes."""
+    arguments = ["train-sr", "stn-edsr", "--textzoom", str(tiny_recipes), "--device", "cpu"]
+    edsr_file = OFFICIAL / "edsr_x2_small.pt"
+    assert main([*arguments, "--official", f"edsr-natural={edsr_file}"]) == 2
+    assert "head.0.weight" in capsys.readouterr().err
