@@ -17,7 +17,7 @@ from ocrsr_lib.cdistnet_recipes import (
     pipeline_accuracy,
     trained_cdistnet,
 )
-from ocrsr_lib.config import OFFICIAL_RUNS, PROFILES, Session, setup
+from ocrsr_lib.config import OFFICIAL_RUNS, PROFILES, Session, parse_official, setup
 from ocrsr_lib.data import (
     TEST_DIFFICULTIES,
     first_items,
@@ -67,19 +67,8 @@ def session_from(args: argparse.Namespace) -> Session:
         textzoom=args.textzoom,
         scene_text=scene_text.split(os.pathsep) if scene_text else None,
         train_overrides=overrides,
-        official=official_files(args.official or []),
+        official=parse_official(",".join(args.official or [])),
     )
-
-
-def official_files(assignments: Sequence[str]) -> dict[str, str]:
-    """RECIPE=FILE arguments as a dict; a malformed one is an error."""
-    files = {}
-    for assignment in assignments:
-        name, separator, path = assignment.partition("=")
-        if not separator or not name or not path:
-            raise ValueError(f"--official takes RECIPE=FILE, got {assignment!r}")
-        files[name] = path
-    return files
 
 
 def data_command(args: argparse.Namespace) -> int:
@@ -229,7 +218,8 @@ def add_session_arguments(parser: argparse.ArgumentParser) -> None:
         "--official",
         action="append",
         metavar="RECIPE=FILE",
-        help=f"use an official checkpoint instead of training one of {list(OFFICIAL_RUNS)}",
+        help=f"use an official checkpoint instead of training one of {list(OFFICIAL_RUNS)} "
+        "(adds to OCRSR_OFFICIAL; give the same ones to every later command)",
     )
     parser.add_argument(
         "--scene-text",

@@ -17,6 +17,7 @@ CACHE_ENV = "OCRSR_CACHE"
 DEVICE_ENV = "OCRSR_DEVICE"
 TEXTZOOM_ENV = "OCRSR_TEXTZOOM"
 SCENE_TEXT_ENV = "OCRSR_SCENE_TEXT"  # MJSynth/SynthText LMDB folders, separated by os.pathsep
+OFFICIAL_ENV = "OCRSR_OFFICIAL"  # official checkpoints: RECIPE=FILE, separated by commas
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,17 @@ OFFICIAL_RUNS = {
     "guide": "tbsrn-recognizer",
     "pretrain": "cdistnet",
 }
+
+
+def parse_official(text: str) -> dict[str, str]:
+    """ "RECIPE=FILE,RECIPE=FILE" (OCRSR_OFFICIAL, --official) as a dict; malformed is an error."""
+    files = {}
+    for assignment in filter(None, (part.strip() for part in text.split(","))):
+        name, separator, path = assignment.partition("=")
+        if not separator or not name or not path:
+            raise ValueError(f"official checkpoints are given as RECIPE=FILE, got {assignment!r}")
+        files[name] = path
+    return files
 
 
 def checked_official(official: dict[str, str | os.PathLike]) -> dict[str, Path]:
@@ -208,7 +220,8 @@ def setup(
     """Pick profile, device, seed and cache, seed everything, print them, return the session.
 
     `train_overrides` replace TrainConfig fields in every recipe (e.g. batch_size, bf16);
-    `official` maps recipes (OFFICIAL_RUNS) to official checkpoint files used instead."""
+    `official` maps recipes (OFFICIAL_RUNS) to official checkpoint files used instead; it adds
+    to (and overrides) those named by OCRSR_OFFICIAL."""
     chosen = get_profile(profile)
     root = textzoom or (os.environ.get(TEXTZOOM_ENV) if chosen.uses_real_textzoom else None)
     session = Session(
@@ -219,7 +232,9 @@ def setup(
         textzoom=Path(root).expanduser() if root else None,
         scene_text=scene_text_roots(scene_text),
         train_overrides=checked_overrides(train_overrides or {}, select_device(device)),
-        official=checked_official(official or {}),
+        official=checked_official(
+            {**parse_official(os.environ.get(OFFICIAL_ENV, "")), **(official or {})}
+        ),
     )
     session.cache.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)

@@ -151,10 +151,14 @@ def test_an_official_edsr_replaces_the_natural_image_pretraining(tiny_recipes, m
     assert not list(cache.glob("sr-edsr-natural-*"))  # nothing was trained for it
 
 
-def test_official_arguments_are_checked_before_anything_runs(tiny_recipes, capsys):
+def test_official_arguments_are_checked_before_anything_runs(tiny_recipes, monkeypatch, capsys):
     arguments = ["train-sr", "stn-edsr", "--textzoom", str(tiny_recipes), "--device", "cpu"]
     assert main([*arguments, "--official", "edsr-natural"]) == 2
     assert "RECIPE=FILE" in capsys.readouterr().err
+    monkeypatch.setenv("OCRSR_OFFICIAL", "pretrain=/nowhere/cdistnet.pth")
+    assert main(arguments) == 2
+    assert "'pretrain' not found: /nowhere/cdistnet.pth" in capsys.readouterr().err
+    monkeypatch.delenv("OCRSR_OFFICIAL")
     assert main([*arguments, "--official", "stn-edsr=x.pt"]) == 2
     assert "no official checkpoint replaces ['stn-edsr']" in capsys.readouterr().err
     assert main([*arguments, "--official", "edsr-natural=/nowhere/edsr.pt"]) == 2
