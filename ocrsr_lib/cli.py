@@ -20,14 +20,12 @@ from ocrsr_lib.cdistnet_recipes import (
 from ocrsr_lib.config import OFFICIAL_RUNS, PROFILES, Session, parse_official, setup
 from ocrsr_lib.data import (
     TEST_DIFFICULTIES,
-    first_items,
-    scoring_splits,
     session_splits,
     session_textzoom_root,
 )
 from ocrsr_lib.metrics import evaluate_sr, format_report
 from ocrsr_lib.models import Bicubic
-from ocrsr_lib.precision import compare_precisions
+from ocrsr_lib.precision import compare_precisions, hard_batches
 from ocrsr_lib.quant.evaluation import (
     EDSR_PIPELINE,
     TARGETS,
@@ -178,12 +176,7 @@ def precision_command(args: argparse.Namespace) -> int:
     images, CDistNet logits and readings."""
     session = session_from(args)
     sr_model, ocr_model = pipeline_models(session, PIPELINES[args.pipeline])
-    hard = first_items(scoring_splits(session)["hard"], args.batches * args.batch)
-    batches = []
-    for start in range(0, len(hard), args.batch):
-        items = [hard[i] for i in range(start, min(start + args.batch, len(hard)))]
-        lr, hr, labels = zip(*items, strict=True)
-        batches.append((torch.stack(lr), torch.stack(hr), labels))
+    batches = hard_batches(session, args.batches * args.batch, args.batch)
     report = compare_precisions(sr_model, ocr_model, batches, session.device)
     print("\n".join(report.lines()))
     return 0

@@ -30,9 +30,9 @@ class TrainingMemory:
         return TrainingMemory(self.weights, self.gradients, self.optimizer, activations)
 
 
-def saved_activation_bytes(forward: Callable[[], torch.Tensor], exclude: set[int]) -> int:
+def saved_activation_bytes(forward: Callable[[], torch.Tensor], exclude: set[int]) -> tuple:
     """Bytes of the distinct storages autograd saves while `forward()` runs, leaving out the
-    storages in `exclude` (the parameters, which are counted as weights)."""
+    storages in `exclude` (the parameters, which are counted as weights); and its result."""
     storages: dict[int, int] = {}
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
@@ -42,14 +42,21 @@ def saved_activation_bytes(forward: Callable[[], torch.Tensor], exclude: set[int
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        forward()
-    return sum(storages.values())
+        result = forward()
+    return sum(storages.values()), result
 
 
-def training_memory(model: nn.Module, loss: Callable[[], torch.Tensor]) -> TrainingMemory:
-    """Memory of an Adam training step whose forward pass and loss `loss()` computes."""
+def training_memory(
+    model: nn.Module, loss: Callable[[], torch.Tensor], backward: bool = False
+) -> TrainingMemory:
+    """Memory of an Adam training step whose forward pass and loss `loss()` computes; with
+    `backward`, the step's backward pass runs too (so that one call can also be timed or have
+    its FLOPs counted)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     gradients = sum(p.numel() * p.element_size() for p in trainable)
     exclude = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    return TrainingMemory(weights, gradients, 2 * gradients, saved_activation_bytes(loss, exclude))
+    activations, value = saved_activation_bytes(loss, exclude)
+    if backward:
+        value.backward()
+    return TrainingMemory(weights, gradients, 2 * gradients, activations)

@@ -10,9 +10,24 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ocrsr_lib.config import Session
+from ocrsr_lib.data import first_items, scoring_splits
 from ocrsr_lib.metrics import psnr
 from ocrsr_lib.models.cdistnet import CDistNet, encode_targets, to_cdistnet_input
 from ocrsr_lib.reading import accuracy_of
+
+
+def hard_batches(
+    session: Session, words: int, batch: int
+) -> list[tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]]:
+    """The first `words` scored hard test pairs as (LR, HR, labels) batches of `batch`."""
+    hard = first_items(scoring_splits(session)["hard"], words)
+    batches = []
+    for start in range(0, len(hard), batch):
+        items = [hard[i] for i in range(start, min(start + batch, len(hard)))]
+        lr, hr, labels = zip(*items, strict=True)
+        batches.append((torch.stack(lr), torch.stack(hr), labels))
+    return batches
 
 
 def bf16_autocast(device: torch.device) -> contextlib.AbstractContextManager:
