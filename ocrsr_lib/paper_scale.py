@@ -174,7 +174,7 @@ def utilisation(
     counted = {stage.rate_row: stage.recipe for stage in STAGES if stage.rate_row}
     rows = []
     for name, rate in rates.items():
-        reading = re.fullmatch(r"CDistNet reading, paper, beam (\d+)", name)
+        reading = re.match(r"CDistNet reading, paper, beam (\d+)\b", name)
         if reading:
             flops, counted_as = reading_flops_per_image(int(reading[1])), "reading"
         elif name in counted:
