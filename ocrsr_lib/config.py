@@ -224,14 +224,15 @@ def setup(
     to (and overrides) those named by OCRSR_OFFICIAL."""
     chosen = get_profile(profile)
     root = textzoom or (os.environ.get(TEXTZOOM_ENV) if chosen.uses_real_textzoom else None)
+    selected = select_device(device)
     session = Session(
         profile=chosen,
-        device=select_device(device),
+        device=selected,
         seed=seed,
         cache=cache_dir(),
         textzoom=Path(root).expanduser() if root else None,
         scene_text=scene_text_roots(scene_text),
-        train_overrides=checked_overrides(train_overrides or {}, select_device(device)),
+        train_overrides=checked_overrides(train_overrides or {}, selected),
         official=checked_official(
             {**parse_official(os.environ.get(OFFICIAL_ENV, "")), **(official or {})}
         ),

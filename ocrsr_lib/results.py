@@ -223,7 +223,7 @@ def table_1_markdown(session: Session) -> str:
     return markdown_table(header, rows)
 
 
-def table_2_markdown(session: Session, rows: Mapping[str, Mapping]) -> str:
+def table_2_markdown(rows: Mapping[str, Mapping]) -> str:
     """Table 2 as measured (PSNR, accuracy, size in Mbit and MB) beside the paper's rows, which
     give the size in Mbit under the name MB; the quantized row is matched by position."""
     header = ["pipeline", "PSNR (dB)", "accuracy (%)", "Mbit", "MB"]
@@ -277,7 +277,7 @@ def write_report(session: Session, folder: Path) -> list[Path]:
     texts = {
         "table_1.md": table_1_markdown(session),
         "comparisons.md": comparisons_markdown(table_1_comparisons(session)),
-        "table_2.md": table_2_markdown(session, rows)
+        "table_2.md": table_2_markdown(rows)
         + f"\n\nSR+OCR at {bits} bits (the fewest within {AcceptanceRule()}): "
         + f"{100 * share:.0f}% of the float size.",
     }

@@ -14,19 +14,19 @@ from sphinx.application import Sphinx
 from sphinx.config import Config
 from sphinx.errors import ConfigError
 
-ASSETS = Path(".web") / "static"
 OWN_STATIC = Path(__file__).parent / "static"  # widgets-offline.js
-REQUIRED = ("mathjax/tex-mml-chtml.js", "html-manager/embed-amd.js", "require.js")
 
 
 def check_local_assets(app: Sphinx, config: Config) -> None:
-    """Refuse to build without the local assets that the pages load."""
-    folder = Path(app.confdir) / ASSETS
-    missing = [name for name in REQUIRED if not (folder / name).is_file()]
+    """Refuse to build unless MathJax and the widget scripts that the configuration names are
+    files in one of its static folders."""
+    folders = [Path(app.confdir) / folder for folder in config.html_static_path]
+    required = [config.mathjax_path, *config.nb_ipywidgets_js]
+    missing = [name for name in required if not any((f / name).is_file() for f in folders)]
     if missing:
         raise ConfigError(
-            f"the book's browser assets are missing from {folder} ({', '.join(missing)}); "
-            "run scripts/book_assets.sh (make book does)"
+            f"the book's browser assets are missing from {', '.join(map(str, folders))} "
+            f"({', '.join(missing)}); run scripts/book_assets.sh (make book does)"
         )
     config.html_static_path = [*config.html_static_path, str(OWN_STATIC)]
 

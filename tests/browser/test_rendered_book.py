@@ -162,7 +162,7 @@ def test_page_renders_offline_without_errors(browser_context, site: str, source:
     page.close()
 
 
-def test_every_chapter_has_figures(browser_context) -> None:
+def test_every_chapter_has_figures() -> None:
     """A chapter page with no figure at all means its outputs were lost before rendering."""
     for source in SOURCES:
         if source.suffix == ".ipynb":
