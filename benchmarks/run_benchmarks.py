@@ -30,16 +30,14 @@ from ocrsr_lib.data import TextZoomDataset
 from ocrsr_lib.data.synth import generate_split
 from ocrsr_lib.flops import bf16_peak, flops_per_image
 from ocrsr_lib.losses import TextFocusLoss
-from ocrsr_lib.models import EDSR, EDSR_CONFIGS, TBSRN, TBSRN_CONFIGS, RectifiedSR
+from ocrsr_lib.models import create_model
 from ocrsr_lib.models.cdistnet import (
-    CDISTNET_CONFIGS,
     CDistNet,
     encode_targets,
     read_words,
     to_cdistnet_input,
 )
-from ocrsr_lib.models.recognizer import RECOGNIZER_CONFIGS, TextRecognizer
-from ocrsr_lib.recognition import label_smoothed_cross_entropy
+from ocrsr_lib.runs.cdistnet import label_smoothed_cross_entropy
 
 WORDS = ["street", "coffee", "open", "24", "exit", "bakery", "no", "parking"]
 GROUPS = ("data", "sr", "cdistnet", "pipeline")
@@ -197,7 +195,7 @@ def sr_training(
 
 def cdistnet_training(size: str, settings: Settings, batch_size: int, steps: int = 4) -> Measured:
     """CDistNet training steps (official optimiser, smoothed loss)."""
-    model = settings.place(CDistNet(CDISTNET_CONFIGS[size])).train()
+    model = settings.place(create_model("cdistnet", size)).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9)
     images = to_cdistnet_input(settings.images(batch_size, 3, 32, 128))
     words = [WORDS[i % len(WORDS)] for i in range(batch_size)]
@@ -224,7 +222,7 @@ def cdistnet_reading(
 ) -> Measured:
     """CDistNet decoding (greedy is beam 1) on random images, in inference mode; an untrained
     model runs to the step limit or stops early, so only compare beams within one table."""
-    model = settings.place(CDistNet(CDISTNET_CONFIGS[size])).eval()
+    model = settings.place(create_model("cdistnet", size)).eval()
     images = settings.images(batch_size, 3, 32, 128)
 
     def work() -> None:
@@ -241,8 +239,8 @@ def pipeline_reading(
 
     In eval mode the STN does not run (`RectifiedSR`'s default, as in the chapters).
     """
-    sr = settings.place(RectifiedSR(EDSR(EDSR_CONFIGS[size]))).eval()
-    ocr = settings.place(CDistNet(CDISTNET_CONFIGS[size])).eval()
+    sr = settings.place(create_model("stn-edsr", size)).eval()
+    ocr = settings.place(create_model("cdistnet", size)).eval()
     lr = settings.images(batch_size, 3, 16, 64)
 
     def work() -> None:
@@ -269,9 +267,9 @@ def data_rows(pairs: int) -> list[Row]:
 def sr_rows(settings: Settings, paper_batch: int) -> list[Row]:
     """SR training with the MSE and with the text-focus loss, demo and paper sizes."""
     models = {
-        "STN+EDSR demo": lambda: RectifiedSR(EDSR(EDSR_CONFIGS["demo"])),
-        "TBSRN demo": lambda: TBSRN(TBSRN_CONFIGS["demo"]),
-        "STN+EDSR paper": lambda: RectifiedSR(EDSR(EDSR_CONFIGS["paper"])),
+        "STN+EDSR demo": lambda: create_model("stn-edsr", "demo"),
+        "TBSRN demo": lambda: create_model("tbsrn", "demo"),
+        "STN+EDSR paper": lambda: create_model("stn-edsr", "paper"),
     }
     rows = []
     for name, build in models.items():
@@ -281,7 +279,7 @@ def sr_rows(settings: Settings, paper_batch: int) -> list[Row]:
         measured = sr_training(build(), settings, batch)
         rows.append((f"SR training (MSE), {name}, batch {batch}", *measured))
         torch.manual_seed(SEED)
-        guide = TextRecognizer(RECOGNIZER_CONFIGS[size])
+        guide = create_model("guide", size)
         measured = sr_training(build(), settings, batch, loss=TextFocusLoss(guide))
         rows.append((f"SR training (text-focus, {size} guide), {name}, batch {batch}", *measured))
     return rows

@@ -168,13 +168,3 @@ def load_state_dict_strict(
             f"{source} does not match {type(model).__name__}:\n  " + "\n  ".join(problems)
         )
     model.load_state_dict(state_dict, strict=True)
-
-
-def load_official(kind: str, path: str | os.PathLike, **options) -> nn.Module:
-    """An official checkpoint (EDSR-PyTorch, CAR, TBSRN, ...) as the library's model, in eval mode.
-
-    The converters live in `ocrsr_lib.official_weights`; this is the entry point users call.
-    """
-    from ocrsr_lib.official_weights import load_official as convert
-
-    return convert(kind, path, **options)

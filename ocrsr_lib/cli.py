@@ -11,37 +11,30 @@ from pathlib import Path
 import torch
 
 from ocrsr_lib import distributed
-from ocrsr_lib.cdistnet_recipes import (
-    CDISTNET_RECIPES,
-    cdistnet_recipe_for,
-    pipeline_accuracy,
-    trained_cdistnet,
-)
 from ocrsr_lib.config import OFFICIAL_RUNS, PROFILES, Session, parse_official, setup
 from ocrsr_lib.data import (
     TEST_DIFFICULTIES,
     session_splits,
     session_textzoom_root,
 )
-from ocrsr_lib.metrics import evaluate_sr, format_report
+from ocrsr_lib.metrics import evaluate_sr
 from ocrsr_lib.models import Bicubic
-from ocrsr_lib.precision import compare_precisions, hard_batches
-from ocrsr_lib.quant.evaluation import (
-    EDSR_PIPELINE,
+from ocrsr_lib.pipelines import (
+    PIPELINES,
     TARGETS,
-    TBSRN_PIPELINE,
     QuantSetting,
     evaluate_setting,
+    pipeline_accuracy,
     pipeline_models,
     quantized_pipeline,
+    table_1,
 )
+from ocrsr_lib.precision import compare_precisions, hard_batches
 from ocrsr_lib.quant.packing import save_packed
 from ocrsr_lib.quant.quantizers import GRANULARITIES, METHODS
-from ocrsr_lib.reading import format_accuracy
-from ocrsr_lib.recipes import SR_RECIPES, recipe_for, trained_sr
-from ocrsr_lib.results import table_1, write_report
-
-PIPELINES = {"edsr": EDSR_PIPELINE, "tbsrn": TBSRN_PIPELINE}
+from ocrsr_lib.results import write_report
+from ocrsr_lib.runs import CDISTNET_RECIPES, SR_RECIPES, recipe_for, trained
+from ocrsr_lib.tables import format_accuracy, format_report
 
 
 def session_from(args: argparse.Namespace) -> Session:
@@ -83,7 +76,7 @@ def data_command(args: argparse.Namespace) -> int:
 def train_sr_command(args: argparse.Namespace) -> int:
     """Train an SR recipe (resuming, or reusing a finished run) and report PSNR/SSIM on test."""
     session = session_from(args)
-    run = trained_sr(session, args.recipe)
+    run = trained(session, args.recipe)
     if not distributed.is_main_process():
         return 0
     batch_size = recipe_for(session, args.recipe).train.batch_size
@@ -105,10 +98,10 @@ def train_cdistnet_command(args: argparse.Namespace) -> int:
     """Train a CDistNet recipe (pretraining or a fine-tune; resuming, or reusing a finished run)
     and report its word accuracy on the test splits of the images it was trained on."""
     session = session_from(args)
-    run = trained_cdistnet(session, args.recipe)
+    run = trained(session, args.recipe)
     if not distributed.is_main_process():
         return 0
-    recipe = cdistnet_recipe_for(session, args.recipe)
+    recipe = recipe_for(session, args.recipe)
     print(f"checkpoint: {run.checkpoint}")
     print(
         f"{len(run.result.losses)} steps, {run.result.seconds:.0f} s of training, "

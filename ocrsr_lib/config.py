@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ocrsr_lib.cache import Cache
+
 PROFILE_ENV = "OCRSR_PROFILE"
 CACHE_ENV = "OCRSR_CACHE"
 DEVICE_ENV = "OCRSR_DEVICE"
@@ -165,12 +167,12 @@ def seed_everything(seed: int) -> None:
 
 @dataclass
 class Session:
-    """What one notebook or command runs with: profile, device, seed and cache folder."""
+    """What one notebook or command runs with: profile, device, seed and cache."""
 
     profile: Profile
     device: torch.device
     seed: int
-    cache: Path
+    cache: Cache  # this profile's part of the cache folder
     textzoom: Path | None = None
     scene_text: tuple[Path, ...] = ()  # scene-text LMDBs that CDistNet pretrains on (paper)
     notes: list[str] = field(default_factory=list)
@@ -179,12 +181,6 @@ class Session:
     train_overrides: dict[str, object] = field(default_factory=dict)
     # official checkpoint files that replace training a recipe (keys of OFFICIAL_RUNS)
     official: dict[str, Path] = field(default_factory=dict)
-
-    def path(self, *parts: str) -> Path:
-        """A folder under this profile's part of the cache, created on demand."""
-        folder = self.cache.joinpath(self.profile.name, *parts)
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
 
     def describe(self) -> str:
         data = f"real TextZoom at {self.textzoom}" if self.textzoom else "synthetic TextZoom"
@@ -200,7 +196,7 @@ class Session:
                 f"seed    : {self.seed}",
                 f"training: recipes as named, overrides: {overrides}",
                 f"official: {official}",
-                f"cache   : {self.cache}",
+                f"cache   : {self.cache.root}",
                 f"versions: python {platform.python_version()}, torch {torch.__version__}, "
                 f"numpy {np.__version__}",
             ]
@@ -229,7 +225,7 @@ def setup(
         profile=chosen,
         device=selected,
         seed=seed,
-        cache=cache_dir(),
+        cache=Cache(cache_dir() / chosen.name),
         textzoom=Path(root).expanduser() if root else None,
         scene_text=scene_text_roots(scene_text),
         train_overrides=checked_overrides(train_overrides or {}, selected),
@@ -237,7 +233,6 @@ def setup(
             {**parse_official(os.environ.get(OFFICIAL_ENV, "")), **(official or {})}
         ),
     )
-    session.cache.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
     if verbose:
         print(session.describe())

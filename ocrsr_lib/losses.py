@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ocrsr_lib.models.recognizer import (
+from ocrsr_lib.models.guide import (
     ALPHABET,
     TextRecognizer,
     encode_labels,
@@ -158,7 +158,10 @@ class TextFocusLoss(nn.Module):
     """MSE + position-aware + content-aware terms; callable as loss(sr, hr, labels).
 
     Terms with weight 0 are not computed (ablations cost nothing). After each call,
-    `last_terms` holds the unweighted values of the computed terms, for logging.
+    `last_terms` holds the unweighted values of the computed terms; `total_and_terms` gives
+    the weighted ones with the total, which is what the training loop logs.
+
+    Explained in chapter 3.
     """
 
     def __init__(
@@ -183,10 +186,23 @@ class TextFocusLoss(nn.Module):
         return self
 
     def forward(self, sr: torch.Tensor, hr: torch.Tensor, labels: Sequence[str]) -> torch.Tensor:
+        """The total loss alone, for callers that only minimize it."""
+        return self.total_and_terms(sr, hr, labels)[0]
+
+    def total_and_terms(
+        self, sr: torch.Tensor, hr: torch.Tensor, labels: Sequence[str]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The total and each term as it enters it (weighted, scaled, detached), for logging.
+
+        The total is scale * (sum of the weighted terms), in that order; the logged terms add up
+        to it up to rounding.
+        """
         terms = self.terms(sr, hr, labels)
         self.last_terms = {name: value.item() for name, value in terms.items()}
-        total = sum(getattr(self.weights, name) * value for name, value in terms.items())
-        return self.weights.scale * total
+        weighted = {name: getattr(self.weights, name) * value for name, value in terms.items()}
+        total = self.weights.scale * sum(weighted.values())
+        scaled = {name: self.weights.scale * value.detach() for name, value in weighted.items()}
+        return total, scaled
 
     def terms(
         self, sr: torch.Tensor, hr: torch.Tensor, labels: Sequence[str]

@@ -142,21 +142,3 @@ def evaluate_sr(
     if len(report) > 1:
         report["average"] = weighted_average(report)
     return report
-
-
-def format_evaluation(report: Mapping[str, Mapping[str, float]]) -> str:
-    """One report as a plain-text table: a row per split with PSNR (dB), SSIM and image count."""
-    lines = [f"{'split':12s}{'PSNR':>9s}{'SSIM':>9s}{'images':>9s}"]
-    for split, row in report.items():
-        lines.append(f"{split:12s}{row['psnr']:9.2f}{row['ssim']:9.4f}{int(row['images']):9d}")
-    return "\n".join(lines)
-
-
-def format_report(reports: Mapping[str, Mapping[str, Mapping[str, float]]], metric: str) -> str:
-    """Several models' reports as a plain-text table: a row per model, a column per split."""
-    splits = list(next(iter(reports.values())))
-    lines = [f"{'model':24s}" + "".join(f"{split:>10s}" for split in splits)]
-    for model_name, report in reports.items():
-        values = "".join(f"{report[split][metric]:10.4g}" for split in splits)
-        lines.append(f"{model_name:24s}" + values)
-    return "\n".join(lines)

@@ -11,22 +11,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ocrsr_lib.cdistnet_recipes import cdistnet_recipe_for
 from ocrsr_lib.config import Session
 from ocrsr_lib.flops import flops_per_image
 from ocrsr_lib.losses import TextFocusLoss
 from ocrsr_lib.memory import TrainingMemory, training_memory
-from ocrsr_lib.models import RECOGNIZER_CONFIGS, CDistNet, TextRecognizer, parameter_count
-from ocrsr_lib.models.cdistnet import CDISTNET_CONFIGS, read_words
-from ocrsr_lib.reading import recognizer_batch_loss
-from ocrsr_lib.recipes import (
-    LOSSES,
-    VALIDATION_PAIRS,
-    build_sr_model,
-    recipe_for,
-    recognizer_recipe_for,
-)
-from ocrsr_lib.recognition import cdistnet_batch_loss
+from ocrsr_lib.models import create_model, parameter_count
+from ocrsr_lib.models.cdistnet import read_words
+from ocrsr_lib.runs import recipe_for
+from ocrsr_lib.runs.cdistnet import cdistnet_batch_loss
+from ocrsr_lib.runs.data import VALIDATION_PAIRS
+from ocrsr_lib.runs.guide import recognizer_batch_loss
+from ocrsr_lib.runs.sr import LOSSES
 from ocrsr_lib.train import TrainConfig
 
 SCENE_TEXT_WORDS = 1_000_000  # CDistNet pretraining is priced per million scene-text words
@@ -76,11 +71,7 @@ STAGES = (
 
 def stage_config(session: Session, stage: Stage) -> TrainConfig:
     """The stage's training settings in the session's (paper) profile."""
-    if stage.kind == "sr":
-        return recipe_for(session, stage.recipe).train
-    if stage.kind == "recognizer":
-        return recognizer_recipe_for(session, stage.recipe).train
-    return cdistnet_recipe_for(session, stage.recipe).train
+    return recipe_for(session, stage.recipe).train
 
 
 def training_pairs(session: Session, stage: Stage) -> int:
@@ -88,7 +79,7 @@ def training_pairs(session: Session, stage: Stage) -> int:
     validation pairs, or SCENE_TEXT_WORDS for pretraining on scene text."""
     if stage.kind == "sr" and recipe_for(session, stage.recipe).data == "natural":
         return recipe_for(session, stage.recipe).natural_pairs
-    if stage.kind == "cdistnet" and cdistnet_recipe_for(session, stage.recipe).data != "text":
+    if stage.kind == "cdistnet" and recipe_for(session, stage.recipe).data != "text":
         return SCENE_TEXT_WORDS
     train = session.profile.synthetic.train_pairs  # TextZoom's own size in the paper profile
     return train - min(VALIDATION_PAIRS, train // 5)
@@ -102,17 +93,17 @@ def training_step(session: Session, stage: Stage, batch: int) -> tuple[nn.Module
     device = torch.device("cpu")
     if stage.kind == "sr":
         recipe = recipe_for(session, stage.recipe)
-        model = build_sr_model(recipe.model, recipe.size)
+        model = create_model(recipe.model, recipe.size)
         if recipe.loss in LOSSES:
             loss = LOSSES[recipe.loss]
         else:
-            loss = TextFocusLoss(TextRecognizer(RECOGNIZER_CONFIGS[recipe.size]))
+            loss = TextFocusLoss(create_model("guide", recipe.size))
         return model, lambda: loss(model(lr), hr, words)
     if stage.kind == "recognizer":
-        size = recognizer_recipe_for(session, stage.recipe).size
-        model = TextRecognizer(RECOGNIZER_CONFIGS[size])
+        size = recipe_for(session, stage.recipe).size
+        model = create_model("guide", size)
         return model, lambda: recognizer_batch_loss()(model, (lr, hr, words), device)
-    model = CDistNet(CDISTNET_CONFIGS[cdistnet_recipe_for(session, stage.recipe).size])
+    model = create_model("cdistnet", recipe_for(session, stage.recipe).size)
     return model, lambda: cdistnet_batch_loss("hr")(model, (lr, hr, words), device)
 
 
@@ -161,7 +152,7 @@ def reading_flops_per_image(beam_size: int, steps: int = 12, batch: int = 2) -> 
     beam, on random images: the work of the benchmark's reading rows. An untrained model stops
     where its random weights make it stop, so the model is seeded as the benchmark seeds it."""
     torch.manual_seed(0)
-    model = CDistNet(CDISTNET_CONFIGS["paper"]).eval()
+    model = create_model("cdistnet", "paper").eval()
     images = torch.rand(batch, 3, 32, 128)
     with torch.no_grad():
         return flops_per_image(lambda: read_words(model, images, beam_size, steps), batch)

@@ -12,9 +12,9 @@ from torch import nn
 
 from ocrsr_lib.config import Session
 from ocrsr_lib.data import first_items, scoring_splits
+from ocrsr_lib.evaluation import accuracy_of
 from ocrsr_lib.metrics import psnr
 from ocrsr_lib.models.cdistnet import CDistNet, encode_targets, to_cdistnet_input
-from ocrsr_lib.reading import accuracy_of
 
 
 def hard_batches(

@@ -14,20 +14,23 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from ocrsr_lib.cdistnet_recipes import TABLE_1_PIPELINES, cdistnet_readings, table_1
 from ocrsr_lib.checkpoints import atomic_write_text
 from ocrsr_lib.config import Session
 from ocrsr_lib.data import TEST_DIFFICULTIES, scoring_splits, split_labels
+from ocrsr_lib.evaluation import accuracy_of, character_marks, paired_difference
 from ocrsr_lib.paper import PAPER_TABLE_1, PAPER_TABLE_2
-from ocrsr_lib.quant.evaluation import (
+from ocrsr_lib.pipelines import (
     EDSR_PIPELINE,
+    TABLE_1_PIPELINES,
     TBSRN_PIPELINE,
     QuantSetting,
+    cdistnet_readings,
     evaluate_setting,
     float_size,
+    table_1,
 )
-from ocrsr_lib.reading import accuracy_of, character_marks, paired_difference
-from ocrsr_lib.recipes import trained_sr
+from ocrsr_lib.runs import trained
+from ocrsr_lib.tables import markdown_table, percent
 from ocrsr_lib.viz import image_grid, marked_word
 
 SWEEP_TARGETS = ("sr", "ocr", "sr+ocr")
@@ -82,7 +85,10 @@ def compare_pipelines(session: Session, first: str, second: str) -> Comparison:
 def table_1_comparisons(session: Session) -> list[Comparison]:
     """The paper's claims in Table 1: per SR model, SR-fine-tuned beats HR-fine-tuned CDistNet
     on SR images and the SR pipeline beats bicubic + a CDistNet fine-tuned on bicubic images;
-    and the EDSR pipeline beats the TBSRN one."""
+    and the EDSR pipeline beats the TBSRN one.
+
+    Explained in chapter 6.
+    """
     comparisons = []
     for model in ("EDSR", "TBSRN"):
         sr_row = f"{model} + CDistNet (SR-fine-tuned)"
@@ -108,14 +114,17 @@ def edsr_only_hard_words(session: Session) -> list[int]:
 
 def figure_2(session: Session, indices: Sequence[int]) -> plt.Figure:
     """The paper's Figure 2 for hard test words: LR, HR with its label, and the TBSRN and EDSR
-    SR images with what their SR-fine-tuned CDistNet read, characters green if right."""
+    SR images with what their SR-fine-tuned CDistNet read, characters green if right.
+
+    Explained in chapter 4.
+    """
     hard = scoring_splits(session)["hard"]
     labels = split_labels(hard)
     columns = {}
     for model in ("TBSRN", "EDSR"):
         images, name = TABLE_1_PIPELINES[f"{model} + CDistNet (SR-fine-tuned)"]
         columns[model] = (
-            trained_sr(session, images).model,
+            trained(session, images).model,
             cdistnet_readings(session, name, images),
         )
     rows = []
@@ -195,17 +204,6 @@ def table_2(session: Session, bits: int, method: str = "aciq-mix") -> dict[str, 
             session, QuantSetting("sr+ocr", bits, method), EDSR_PIPELINE, beam=10
         ),
     }
-
-
-def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """A Markdown pipe table (first column left-aligned, the others right-aligned)."""
-    lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def percent(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}"
 
 
 def table_1_markdown(session: Session) -> str:

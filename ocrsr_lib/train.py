@@ -8,7 +8,9 @@ weights as one that never stopped (in one process, with the same settings and da
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import operator
 import os
 import random
 import time
@@ -30,8 +32,13 @@ from ocrsr_lib.data.textzoom import TEST_DIFFICULTIES
 from ocrsr_lib.metrics import evaluate_sr
 from ocrsr_lib.progress import progress_bar
 
-LossFunction = Callable[[torch.Tensor, torch.Tensor, Sequence[str]], torch.Tensor]
-BatchLoss = Callable[[nn.Module, tuple, torch.device], torch.Tensor]  # (network, batch, device)
+LossTerms = Mapping[str, torch.Tensor]  # named terms of a loss, each as it enters the total
+# what a loss returns: one tensor (a single term), its terms (the total is their sum, in order),
+# or (total, terms) when the loss computes its total itself (the terms then add up to it only
+# up to rounding)
+LossOutput = torch.Tensor | LossTerms | tuple[torch.Tensor, LossTerms]
+LossFunction = Callable[[torch.Tensor, torch.Tensor, Sequence[str]], LossOutput]
+BatchLoss = Callable[[nn.Module, tuple, torch.device], LossOutput]  # (network, batch, device)
 Validation = Callable[[nn.Module], dict]  # model -> named results, run on the main process
 
 # settings that change the sequence of weights; a resumed run must keep them (steps may grow)
@@ -50,6 +57,42 @@ TRAJECTORY_FIELDS = (
 SCHEDULES = ("constant", "cosine", "noam")
 
 
+def term_name(loss: Callable) -> str:
+    """The name a loss that returns one tensor is logged under: its `term` attribute, or "loss".
+
+    An attribute rather than a one-item mapping, so that direct callers still get a tensor.
+    """
+    return getattr(loss, "term", "loss")
+
+
+def split_loss(
+    output: LossOutput, name: str = "loss"
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The total to minimize and the detached named terms to log, from any `LossOutput`."""
+    if isinstance(output, torch.Tensor):
+        return output, {name: output.detach()}
+    if isinstance(output, tuple):
+        total, terms = output
+    else:
+        if not output:
+            raise ValueError("a loss returned an empty mapping of terms")
+        total, terms = functools.reduce(operator.add, output.values()), output
+    return total, {term: value.detach() for term, value in terms.items()}
+
+
+def call_loss(
+    loss: Callable[..., LossOutput], *arguments: object
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(total, terms) of `loss(*arguments)`, through its `total_and_terms` method if it has one.
+
+    Such a loss (e.g. the text-focus loss) returns only its total when called, for direct callers.
+    """
+    with_terms = getattr(loss, "total_and_terms", None)
+    if with_terms is not None:
+        return split_loss(with_terms(*arguments))
+    return split_loss(loss(*arguments), term_name(loss))
+
+
 def mse_loss(sr: torch.Tensor, hr: torch.Tensor, labels: Sequence[str]) -> torch.Tensor:
     """Pixel MSE on RGB (a mask channel of HR is ignored)."""
     return F.mse_loss(sr[:, :3], hr[:, :3])
@@ -58,6 +101,10 @@ def mse_loss(sr: torch.Tensor, hr: torch.Tensor, labels: Sequence[str]) -> torch
 def l1_loss(sr: torch.Tensor, hr: torch.Tensor, labels: Sequence[str]) -> torch.Tensor:
     """Pixel L1 on RGB."""
     return F.l1_loss(sr[:, :3], hr[:, :3])
+
+
+mse_loss.term = "mse"
+l1_loss.term = "l1"
 
 
 def steps_per_epoch(dataset_size: int, batch_size: int) -> int:
@@ -145,11 +192,14 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """The run's history: loss per step (global batch) and validation reports."""
+    """The run's history: loss and its named terms per step (global batch), validation reports."""
 
     steps: int
     resumed_from: int = 0  # the step this call started at (0 for a fresh run)
     losses: list[float] = field(default_factory=list)
+    # each term's value per step, as long as `losses`; NaN where a step did not report it (e.g.
+    # the steps of a checkpoint written before terms were logged)
+    terms: dict[str, list[float]] = field(default_factory=dict)
     validations: list[dict] = field(default_factory=list)
     seconds: float = 0.0  # wall-clock time of the training steps, summed over resumed calls
 
@@ -250,6 +300,7 @@ def save_training_state(
             "step": step,
             "total_steps": result.steps,
             "losses": result.losses,
+            "terms": result.terms,
             "validations": result.validations,
             "seconds": result.seconds,
             "config": asdict(config),
@@ -308,6 +359,7 @@ def resume_training_state(
         steps=config.total_steps(dataset_size),
         resumed_from=checkpoint["step"],
         losses=list(checkpoint["losses"]),
+        terms={name: list(values) for name, values in checkpoint.get("terms", {}).items()},
         validations=list(checkpoint["validations"]),
         seconds=float(checkpoint.get("seconds", 0.0)),
     )
@@ -346,12 +398,14 @@ def autocast_context(
 def sr_batch_loss(loss_fn: LossFunction, channels_last: bool = False) -> BatchLoss:
     """The batch loss of SR training: loss_fn(network(lr), hr, labels)."""
 
-    def batch_loss(network: nn.Module, batch: tuple, device: torch.device) -> torch.Tensor:
+    def batch_loss(
+        network: nn.Module, batch: tuple, device: torch.device
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         lr, hr, labels = batch
         lr, hr = lr.to(device, non_blocking=True), hr.to(device, non_blocking=True)
         if channels_last:
             lr = lr.contiguous(memory_format=torch.channels_last)
-        return loss_fn(network(lr).float(), hr, labels)
+        return call_loss(loss_fn, network(lr).float(), hr, labels)
 
     return batch_loss
 
@@ -364,19 +418,44 @@ def train_step(
     config: TrainConfig,
     device: torch.device,
     autocast: contextlib.AbstractContextManager,
-) -> float:
-    """One optimizer step on one batch; returns the loss of the global batch (NaN unchecked)."""
+) -> tuple[float, dict[str, float]]:
+    """One optimizer step on one batch; the global batch's loss and its terms (NaN unchecked)."""
     with autocast:
-        loss = batch_loss(network, batch, device)
-    value = distributed.mean_across_processes(loss.detach()).item()
+        loss, terms = call_loss(batch_loss, network, batch, device)
+    value, term_values = global_means(loss, terms)
     if not np.isfinite(value):
-        return value
+        return value, term_values
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if config.gradient_clip:
         nn.utils.clip_grad_norm_(network.parameters(), config.gradient_clip)
     optimizer.step()
-    return value
+    return value, term_values
+
+
+def global_means(
+    loss: torch.Tensor, terms: Mapping[str, torch.Tensor]
+) -> tuple[float, dict[str, float]]:
+    """The loss and terms averaged over the processes' batches, in one reduction and one sync."""
+    values = torch.stack([loss.detach().reshape(()), *(t.reshape(()) for t in terms.values())])
+    total, *term_values = distributed.mean_across_processes(values).tolist()
+    return total, dict(zip(terms, term_values, strict=True))
+
+
+def record_step(result: TrainResult, loss: float, terms: Mapping[str, float]) -> None:
+    """Append one step's loss and terms; NaN fills a term's steps before it first appears and
+    any step without it, so every term's list lines up with `losses`."""
+    for name in terms:
+        result.terms.setdefault(name, [math.nan] * len(result.losses))
+    for name, values in result.terms.items():
+        values.append(terms.get(name, math.nan))
+    result.losses.append(loss)
+
+
+def progress_postfix(loss: float, terms: Mapping[str, float]) -> dict[str, str]:
+    """What the progress bar shows: the loss, and each term when there are several."""
+    shown = {"loss": loss, **terms} if len(terms) > 1 else {"loss": loss}
+    return {name: f"{value:.4g}" for name, value in shown.items()}
 
 
 def is_due(step: int, every: int) -> bool:
@@ -500,12 +579,14 @@ def train_model(
         for step, batch in batches:
             for group in optimizer.param_groups:
                 group["lr"] = config.learning_rate_at(step, result.steps)
-            loss = train_step(network, optimizer, batch, batch_loss, config, device, autocast)
+            loss, terms = train_step(
+                network, optimizer, batch, batch_loss, config, device, autocast
+            )
             result.seconds += time.perf_counter() - started
             check_finite(loss, step, result, checkpoint_path)
-            result.losses.append(loss)
+            record_step(result, loss, terms)
             progress.update(1)
-            progress.set_postfix(loss=f"{loss:.4g}", refresh=False)
+            progress.set_postfix(progress_postfix(loss, terms), refresh=False)
             if main_process and is_due(step + 1, config.validate_every):
                 validate_into(result, model, validate)
             if is_due(step + 1, config.checkpoint_every):

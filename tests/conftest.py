@@ -56,8 +56,8 @@ def textzoom_like(tmp_path: Path) -> tuple[Path, list[tuple[Image.Image, Image.I
 @pytest.fixture
 def tiny_recipes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A 60-pair synthetic TextZoom, a fresh cache, and tiny demo SR recipes; returns the root."""
-    from ocrsr_lib import recipes
     from ocrsr_lib.data.synth import generate_split
+    from ocrsr_lib.runs import sr
     from ocrsr_lib.train import TrainConfig
 
     monkeypatch.setenv("OCRSR_CACHE", str(tmp_path / "cache"))
@@ -68,11 +68,11 @@ def tiny_recipes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         generate_split(root / "test" / name, name, 4, seed=0, workers=1)
     tiny = TrainConfig(steps=4, batch_size=4, learning_rate=1e-3)
     demo = {
-        "edsr-natural": recipes.SRRecipe("edsr", "demo", "mse", tiny, "natural", 16),
-        "stn-edsr": recipes.SRRecipe("stn-edsr", "demo", "mse", tiny, start_from="edsr-natural"),
-        "edsr": recipes.SRRecipe("edsr", "demo", "mse", tiny),
+        "edsr-natural": sr.SRRecipe("edsr", "demo", "mse", tiny, "natural", 16),
+        "stn-edsr": sr.SRRecipe("stn-edsr", "demo", "mse", tiny, start_from="edsr-natural"),
+        "edsr": sr.SRRecipe("edsr", "demo", "mse", tiny),
     }
-    monkeypatch.setitem(recipes.SR_RECIPES, "demo", demo)
+    monkeypatch.setitem(sr.SR_RECIPES, "demo", demo)
     return root
 
 
@@ -80,16 +80,16 @@ def tiny_recipes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def tiny_cdistnet(tiny_recipes, monkeypatch):
     """tiny_recipes plus tiny CDistNet recipes (pretrain, fine-tunes on HR and on stn-edsr);
     returns a demo session on the tiny TextZoom."""
-    from ocrsr_lib import cdistnet_recipes
     from ocrsr_lib.config import setup
+    from ocrsr_lib.runs import cdistnet
     from ocrsr_lib.train import TrainConfig
 
     tiny = TrainConfig(steps=2, batch_size=4, learning_rate=1e-3)
-    recipe = cdistnet_recipes.CDistNetRecipe
+    recipe = cdistnet.CDistNetRecipe
     demo = {
         "pretrain": recipe("demo", tiny),
         "finetune-hr": recipe("demo", tiny, "hr", "pretrain"),
         "finetune-stn-edsr": recipe("demo", tiny, "stn-edsr", "pretrain", augment=False),
     }
-    monkeypatch.setitem(cdistnet_recipes.CDISTNET_RECIPES, "demo", demo)
+    monkeypatch.setitem(cdistnet.CDISTNET_RECIPES, "demo", demo)
     return setup("demo", device="cpu", textzoom=tiny_recipes, verbose=False)

@@ -9,7 +9,7 @@ import torch
 
 from ocrsr_lib.augment import AugmentConfig, Rescale, augment_batch, augmentation
 from ocrsr_lib.models.cdistnet import CDISTNET_CONFIGS, CDistNet
-from ocrsr_lib.recognition import cdistnet_batch_loss
+from ocrsr_lib.runs.cdistnet import cdistnet_batch_loss
 
 ALWAYS = AugmentConfig(geometry_probability=1, deterioration_probability=1, color_probability=1)
 NEVER = AugmentConfig(geometry_probability=0, deterioration_probability=0, color_probability=0)

@@ -1,32 +1,30 @@
 """CDistNet reproduces the official model: logits, decoding, label encoding, sizes.
 
-The fixtures tests/fixtures/official/cdistnet_small* were computed by running the official
+The fixtures ocrsr_lib/official_references/cdistnet_small* were computed by running the official
 CDistNet code on a reduced-width model (see the README there); no official code is here.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from ocrsr_lib.checkpoints import CheckpointError
-from ocrsr_lib.models import parameter_count
+from ocrsr_lib.models import OFFICIAL_REFERENCES, load_official, parameter_count
 from ocrsr_lib.models.cdistnet import (
     CDISTNET_CONFIGS,
     END,
     VOCABULARY,
     CDistNet,
     beam_search,
+    cdistnet_from_state_dict,
     encode_targets,
     ids_to_text,
     read_words,
     to_cdistnet_input,
 )
-from ocrsr_lib.official_weights import cdistnet_from_state_dict, load_official
 
-FIXTURES = Path(__file__).parent / "fixtures" / "official"
+FIXTURES = OFFICIAL_REFERENCES
 WEIGHTS = FIXTURES / "cdistnet_small.pt"
 
 
@@ -44,13 +42,13 @@ def relative_error(ours: torch.Tensor, theirs: torch.Tensor) -> float:
     return ((ours - theirs).norm() / theirs.norm()).item()
 
 
-def test_official_checkpoint_reproduces_official_logits(reference, official_small):
+def test_logits_come_flat_as_officially_or_per_word(reference, official_small):
+    """Agreement with the official logits is checked in test_official_weights.py."""
     with torch.no_grad():
         logits = official_small(reference["images"], reference["tgt"])
         per_word = official_small(reference["images"], reference["tgt"], flat=False)
     batch, length = reference["tgt"].shape
     assert logits.shape == (batch * (length - 1), len(VOCABULARY)) == (33, 40)
-    assert relative_error(logits, reference["logits"]) < 1e-4
     assert torch.equal(per_word.reshape(-1, 40), logits)
 
 

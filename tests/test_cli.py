@@ -45,12 +45,12 @@ def test_train_sr_trains_a_recipe_and_reports_psnr(tiny_recipes, capsys):
 
 
 def test_train_cdistnet_trains_a_recipe_and_reports_its_accuracy(tiny_recipes, monkeypatch, capsys):
-    from ocrsr_lib import cdistnet_recipes
+    from ocrsr_lib.runs import cdistnet
     from ocrsr_lib.train import TrainConfig
 
     tiny = TrainConfig(steps=2, batch_size=4, learning_rate=1e-3)
-    demo = {"pretrain": cdistnet_recipes.CDistNetRecipe("demo", tiny, augment=False)}
-    monkeypatch.setitem(cdistnet_recipes.CDISTNET_RECIPES, "demo", demo)
+    demo = {"pretrain": cdistnet.CDistNetRecipe("demo", tiny, augment=False)}
+    monkeypatch.setitem(cdistnet.CDISTNET_RECIPES, "demo", demo)
     arguments = ["train-cdistnet", "pretrain", "--textzoom", str(tiny_recipes), "--device", "cpu"]
     assert main(arguments) == 0
     printed = capsys.readouterr().out
@@ -66,14 +66,14 @@ def test_paper_pretraining_without_scene_text_names_the_variable(tiny_recipes, m
 
 def tiny_pipeline(monkeypatch):
     from ocrsr_lib import cli
-    from ocrsr_lib.quant.evaluation import Pipeline
+    from ocrsr_lib.pipelines import Pipeline
 
     monkeypatch.setitem(cli.PIPELINES, "edsr", Pipeline("stn-edsr", "finetune-stn-edsr"))
 
 
 def test_quantize_writes_packed_checkpoints_smaller_than_float(tiny_cdistnet, monkeypatch, capsys):
     tiny_pipeline(monkeypatch)
-    out = tiny_cdistnet.cache / "packed"
+    out = tiny_cdistnet.cache.root / "packed"
     root = str(tiny_cdistnet.textzoom)
     arguments = ["quantize", "--textzoom", root, "--device", "cpu", "--bits", "4"]
     assert main([*arguments, "--out", str(out)]) == 0
@@ -132,16 +132,16 @@ OFFICIAL = Path(__file__).parent / "fixtures" / "official"
 
 def test_an_official_edsr_replaces_the_natural_image_pretraining(tiny_recipes, monkeypatch, capsys):
     """train-sr stn-edsr starts from the official EDSR file instead of training edsr-natural."""
-    from ocrsr_lib import recipes
     from ocrsr_lib.models import EDSR_CONFIGS, EDSRConfig
+    from ocrsr_lib.runs import sr
     from ocrsr_lib.train import TrainConfig
 
     official_size = EDSRConfig(residual_blocks=2, features=16, residual_scale=1.0, rgb_range=255)
     monkeypatch.setitem(EDSR_CONFIGS, "official-small", official_size)
     tiny = TrainConfig(steps=2, batch_size=4, learning_rate=1e-3)
     size = "official-small"
-    stn_edsr = recipes.SRRecipe("stn-edsr", size, "mse", tiny, start_from="edsr-natural")
-    monkeypatch.setitem(recipes.SR_RECIPES["demo"], "stn-edsr", stn_edsr)
+    stn_edsr = sr.SRRecipe("stn-edsr", size, "mse", tiny, start_from="edsr-natural")
+    monkeypatch.setitem(sr.SR_RECIPES["demo"], "stn-edsr", stn_edsr)
     arguments = ["train-sr", "stn-edsr", "--textzoom", str(tiny_recipes), "--device", "cpu"]
     edsr_file = OFFICIAL / "edsr_x2_small.pt"
     assert main([*arguments, "--official", f"edsr-natural={edsr_file}"]) == 0

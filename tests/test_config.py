@@ -39,7 +39,7 @@ def test_device_selection(monkeypatch):
             config.select_device("cuda")
 
 
-def test_setup_seeds_prints_and_makes_the_cache(tmp_path, monkeypatch, capsys):
+def test_setup_seeds_prints_and_names_the_cache_without_writing(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("OCRSR_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("OCRSR_TEXTZOOM", raising=False)
     session = config.setup("demo", device="cpu", seed=3)
@@ -48,7 +48,9 @@ def test_setup_seeds_prints_and_makes_the_cache(tmp_path, monkeypatch, capsys):
     assert torch.equal(first, torch.rand(3))
     printed = capsys.readouterr().out
     assert "profile : demo" in printed and str(tmp_path / "cache") in printed
-    assert session.path("checkpoints").is_dir()
+    assert session.cache.root == (tmp_path / "cache" / "demo").resolve()
+    assert session.cache.file("tables", "x", {"a": 1}).parent == session.cache.root / "tables"
+    assert not (tmp_path / "cache").exists()  # nothing is written until something is cached
     assert session.textzoom is None
 
 

@@ -1,7 +1,9 @@
-"""The text-focus loss: each term on checkable inputs, the official numbers, gradient flow."""
+"""The text-focus loss: each term on checkable inputs, the official numbers, gradient flow,
+the terms the training loop logs."""
 
 from __future__ import annotations
 
+import copy
 import math
 import pickle
 from pathlib import Path
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ocrsr_lib.losses import (
     SYMBOLS,
@@ -22,10 +25,11 @@ from ocrsr_lib.losses import (
     weighted_cross_entropy,
     weights_from_confusions,
 )
-from ocrsr_lib.models.recognizer import ALPHABET, TextRecognizer, encode_labels, to_recognizer_input
-from ocrsr_lib.official_weights import load_official
+from ocrsr_lib.models import OFFICIAL_REFERENCES, Bicubic, load_official
+from ocrsr_lib.models.guide import ALPHABET, TextRecognizer, encode_labels, to_recognizer_input
+from ocrsr_lib.train import TrainConfig, epoch_order, train_sr
 
-FIXTURES = Path(__file__).parent / "fixtures" / "official"
+FIXTURES = OFFICIAL_REFERENCES
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +170,62 @@ def test_most_confused_lists_off_diagonal_pairs_by_count():
     assert most_confused(counts, top=5) == [("o", "0", 4, 0.4), ("l", "1", 1, 0.5)]
     with pytest.raises(ValueError, match="must be 37x37"):
         most_confused(torch.zeros(3, 3))
+
+
+def noisy_sr(reference: dict) -> torch.Tensor:
+    """A seeded SR batch: the reference SR images plus a little noise."""
+    torch.manual_seed(0)
+    return reference["sr"] + 0.05 * torch.randn_like(reference["sr"])
+
+
+def test_total_and_terms_keep_the_total_and_report_each_term_as_it_enters_it(reference, guide):
+    weights = TextFocusWeights(scale=100.0)
+    loss = TextFocusLoss(guide, reference["weight_table"].float(), weights)
+    sr, hr, labels = noisy_sr(reference), reference["hr"], reference["raw_labels"]
+    total, terms = loss.total_and_terms(sr, hr, labels)
+    assert torch.equal(total, loss(sr, hr, labels))
+    plain = loss.terms(sr, hr, labels)  # the total's expression: scale * (weighted terms, in order)
+    expected = weights.scale * (
+        weights.mse * plain["mse"]
+        + weights.position * plain["position"]
+        + weights.content * plain["content"]
+    )
+    assert torch.equal(total, expected)
+    assert list(terms) == ["mse", "position", "content"]
+    assert not any(value.requires_grad for value in terms.values())
+    assert torch.allclose(sum(terms.values()), total, rtol=1e-6)
+    assert terms["position"].item() == pytest.approx(1000 * plain["position"].item(), rel=1e-6)
+    ablation = TextFocusLoss(guide, weights=TextFocusWeights(content=0.0))
+    assert list(ablation.total_and_terms(sr, hr, labels)[1]) == ["mse", "position"]
+
+
+class PlainSR(nn.Module):
+    """Bicubic plus a learned correction, without randomness in its forward pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.correction = nn.Conv2d(3, 3, 3, padding=1)
+        self.upscale = Bicubic()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        up = self.upscale(x)
+        return up + self.correction(up)
+
+
+def test_training_logs_the_text_focus_terms_and_the_total_of_a_direct_call(reference, guide):
+    hr, labels = reference["hr"], reference["raw_labels"]
+    lr = F.avg_pool2d(hr, 2)
+    dataset = [(lr[i], hr[i], labels[i]) for i in range(len(labels))]
+    loss = TextFocusLoss(guide, reference["weight_table"].float(), TextFocusWeights(scale=100.0))
+    model = PlainSR()
+    untrained = copy.deepcopy(model)
+    result = train_sr(model, dataset, loss, TrainConfig(steps=3, batch_size=3, seed=1))
+    assert list(result.terms) == ["mse", "position", "content"]
+    assert all(len(values) == 3 for values in result.terms.values())
+    sums = [sum(step) for step in zip(*result.terms.values(), strict=True)]
+    assert sums == pytest.approx(result.losses, rel=1e-6)
+    order = epoch_order(len(dataset), 1, 0).tolist()  # the first step's batch
+    with torch.no_grad():
+        direct = loss(untrained(lr[order]), hr[order], [labels[i] for i in order])
+    assert result.losses[0] == direct.item()

@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
-from ocrsr_lib.metrics import evaluate_sr, format_evaluation, format_report, psnr, ssim, ssim_map
+from ocrsr_lib.metrics import evaluate_sr, psnr, ssim, ssim_map
 from ocrsr_lib.models import Bicubic
+from ocrsr_lib.tables import format_evaluation, format_report
 
 
 def test_psnr_on_hand_checkable_images():

@@ -161,10 +161,3 @@ def test_the_stn_at_evaluation_is_a_switch_for_both_rectified_models():
         assert torch.equal(set_stn_at_eval(model, False)(images), without)
     with pytest.raises(ValueError, match="EDSR has no spatial transformer"):
         set_stn_at_eval(EDSR(), True)
-
-
-def test_load_official_is_reachable_from_checkpoints():
-    from ocrsr_lib import checkpoints
-
-    with pytest.raises(ValueError, match="unknown official checkpoint kind 'srgan'"):
-        checkpoints.load_official("srgan", "nowhere.pt")

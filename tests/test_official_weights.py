@@ -1,21 +1,26 @@
 """Official checkpoints load through converters and reproduce the official networks' outputs.
 
-The fixtures in tests/fixtures/official were computed by running the official code (see the
+The fixtures in ocrsr_lib/official_references were computed by running the official code (see the
 README there); no official code is part of this repository.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from ocrsr_lib.checkpoints import CheckpointError
+from ocrsr_lib.models import OFFICIAL_REFERENCES, load_official, official_kinds
+from ocrsr_lib.models.converting import strip_prefix
+from ocrsr_lib.models.guide import to_recognizer_input
 from ocrsr_lib.models.stn import SpatialTransformer
-from ocrsr_lib.official_weights import load_official, strip_prefix
 
-FIXTURES = Path(__file__).parent / "fixtures" / "official"
+FIXTURES = OFFICIAL_REFERENCES
 
 
 def fixture(name: str) -> dict:
@@ -23,29 +28,127 @@ def fixture(name: str) -> dict:
 
 
 def relative_error(ours: torch.Tensor, official: torch.Tensor) -> float:
+    """Largest absolute difference relative to the largest official value."""
     return ((ours - official).abs().max() / official.abs().max()).item()
 
 
-@pytest.mark.parametrize(
-    ("name", "residual_scale"), [("edsr_x2_small", 0.1), ("edsr_x2_small_res1", None)]
-)
-def test_edsr_pytorch_checkpoint_reproduces_official_output(name, residual_scale):
-    reference = fixture(f"{name}_io")
-    model = load_official("edsr", FIXTURES / f"{name}.pt", residual_scale=residual_scale)
+def relative_norm_error(ours: torch.Tensor, official: torch.Tensor) -> float:
+    """Norm of the difference relative to the norm of the official tensor."""
+    return ((ours - official).norm() / official.norm()).item()
+
+
+Outputs = Callable[[nn.Module, dict], dict[str, torch.Tensor]]
+
+
+def recognizer_outputs(image: str) -> Outputs:
+    """The guide's logits and attention on the reference's `image` ("hr" or "sr") crops."""
+
+    def outputs(model: nn.Module, reference: dict) -> dict[str, torch.Tensor]:
+        read = model(
+            to_recognizer_input(reference[image]), reference["length"], reference["decoder_input"]
+        )
+        ours = {f"{image}_logits": read.logits, f"{image}_attention": read.attention}
+        if image == "hr":  # the official test=True output
+            ours["hr_word_logits"] = read.word_logits
+        return ours
+
+    return outputs
+
+
+@dataclass(frozen=True)
+class OfficialCase:
+    """An official file, the official network's outputs on known inputs, and how close ours are.
+
+    `outputs` runs our converted model on the reference inputs and names each result by the
+    reference key of the official output; `config` holds the sizes the converter must infer.
+    """
+
+    kind: str
+    weights: str
+    reference: str
+    outputs: Outputs
+    tolerance: float
+    options: dict = field(default_factory=dict)
+    error: Callable[[torch.Tensor, torch.Tensor], float] = relative_error
+    config: dict = field(default_factory=dict)
+
+
+OFFICIAL_CASES = {
+    "edsr-pytorch res 0.1": OfficialCase(
+        "edsr",
+        "edsr_x2_small",
+        "edsr_x2_small_io",
+        lambda model, ref: {"output": model(ref["input"] / 255) * 255},  # the library: [0, 1]
+        1e-4,
+        options={"residual_scale": 0.1},
+        config={"residual_blocks": 2, "features": 16},
+    ),
+    "edsr-pytorch res 1": OfficialCase(
+        "edsr",
+        "edsr_x2_small_res1",
+        "edsr_x2_small_res1_io",
+        lambda model, ref: {"output": model(ref["input"] / 255) * 255},
+        1e-4,
+        options={"residual_scale": None},
+        config={"residual_blocks": 2, "features": 16},
+    ),
+    "car x2": OfficialCase(
+        "car-edsr",
+        "car_edsr_small_x2",
+        "car_edsr_small_x2_io",
+        lambda model, ref: {"output": model(ref["input"])},
+        1e-4,
+        config={"residual_scale": 0.1, "rgb_range": 1.0},
+    ),
+    "tbsrn eval": OfficialCase(
+        "tbsrn",
+        "tbsrn_small",
+        "tbsrn_small_io",
+        lambda model, ref: {"output": model(ref["input"])},
+        1e-4,
+        config={"residual_blocks": 1, "channels": 64},
+    ),
+    "guide on hr": OfficialCase(
+        "tbsrn-recognizer",
+        "tbsrn_recognizer_small",
+        "tbsrn_recognizer_small_io",
+        recognizer_outputs("hr"),
+        1e-4,
+    ),
+    "guide on sr": OfficialCase(
+        "tbsrn-recognizer",
+        "tbsrn_recognizer_small",
+        "tbsrn_recognizer_small_io",
+        recognizer_outputs("sr"),
+        1e-4,
+    ),
+    "cdistnet heads 4": OfficialCase(
+        "cdistnet",
+        "cdistnet_small",
+        "cdistnet_small_io",
+        lambda model, ref: {"logits": model(ref["images"], ref["tgt"])},
+        1e-4,
+        options={"heads": 4},
+        error=relative_norm_error,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", OFFICIAL_CASES.values(), ids=OFFICIAL_CASES.keys())
+def test_official_checkpoint_reproduces_official_outputs(case: OfficialCase):
+    reference = fixture(case.reference)
+    model = load_official(case.kind, FIXTURES / f"{case.weights}.pt", **case.options)
     assert not model.training
-    assert model.config.residual_blocks == 2 and model.config.features == 16
+    assert {name: getattr(model.config, name) for name in case.config} == case.config
     with torch.no_grad():
-        output = model(reference["input"] / 255) * 255  # the library works in [0, 1]
-    assert relative_error(output, reference["output"]) < 1e-4
+        ours = case.outputs(model, reference)
+    for key, output in ours.items():
+        assert output.shape == reference[key].shape, key
+        assert case.error(output, reference[key]) < case.tolerance, key
 
 
-def test_car_checkpoint_reproduces_official_output():
-    reference = fixture("car_edsr_small_x2_io")
-    model = load_official("car-edsr", FIXTURES / "car_edsr_small_x2.pt")
-    assert model.config.residual_scale == 0.1 and model.config.rgb_range == 1.0
-    with torch.no_grad():
-        output = model(reference["input"])
-    assert relative_error(output, reference["output"]) < 1e-4
+def test_every_official_converter_has_a_reference_case():
+    assert {case.kind for case in OFFICIAL_CASES.values()} == set(official_kinds())
 
 
 def test_car_x4_checkpoint_is_refused_with_the_offending_keys():

@@ -1,6 +1,8 @@
-"""The SR training loop: it learns, resumes exactly, and stops loudly on NaN."""
+"""The SR training loop: it learns, logs each loss term, resumes exactly, stops loudly on NaN."""
 
+import math
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,13 +11,19 @@ from torch import nn
 
 from ocrsr_lib.checkpoints import load_checkpoint, save_checkpoint
 from ocrsr_lib.models import Bicubic
+from ocrsr_lib.runs.cdistnet import cdistnet_batch_loss
+from ocrsr_lib.runs.guide import recognizer_batch_loss
 from ocrsr_lib.train import (
     TrainConfig,
     epoch_order,
     l1_loss,
     mse_loss,
+    progress_postfix,
     restore_rng_state,
     rng_state,
+    split_loss,
+    term_name,
+    train_model,
     train_sr,
 )
 
@@ -252,6 +260,7 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path):
         assert torch.allclose(tensor, checkpoint["model"][name], atol=1e-6), name
     # the logged loss is that of the whole global batch, as in one process
     assert checkpoint["losses"] == pytest.approx(single_result.losses, rel=1e-5)
+    assert checkpoint["terms"]["mse"] == pytest.approx(single_result.terms["mse"], rel=1e-5)
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():
@@ -302,3 +311,79 @@ def test_a_scaled_configuration_keeps_the_settings_and_shrinks_the_counts():
     for fraction in (0.0, 1.5):
         with pytest.raises(ValueError, match="budget fraction"):
             config.scaled(fraction)
+
+
+def pixel_terms(sr, hr, labels):
+    """A loss of two named terms: the loop minimizes their sum and logs each."""
+    return {"mse": mse_loss(sr, hr, labels), "l1": 0.1 * l1_loss(sr, hr, labels)}
+
+
+def test_a_loss_output_splits_into_its_total_and_detached_terms():
+    value = torch.tensor(2.0, requires_grad=True)
+    total, terms = split_loss(value * 3, "mse")
+    assert total.requires_grad and terms == {"mse": 6.0} and not terms["mse"].requires_grad
+    one = value * 2
+    assert split_loss({"only": one})[0] is one  # a single term is the total itself
+    total, terms = split_loss({"a": value * 2, "b": value * 5})
+    assert total.item() == 14.0 and list(terms) == ["a", "b"]
+    total, terms = split_loss((value * 7, {"x": value * 3, "y": value * 4}))
+    assert total.item() == 14.0 and terms == {"x": 6.0, "y": 8.0}
+    with pytest.raises(ValueError, match="empty mapping of terms"):
+        split_loss({})
+    assert [term_name(loss) for loss in (mse_loss, l1_loss, pixel_terms)] == ["mse", "l1", "loss"]
+
+
+def test_each_term_is_logged_per_step_under_its_name():
+    dataset, config = tiny_dataset(), TrainConfig(steps=5, batch_size=4, learning_rate=1e-2)
+    plain = train_sr(TinySR(), dataset, mse_loss, config)
+    assert plain.terms == {"mse": plain.losses}
+    assert train_sr(TinySR(), dataset, l1_loss, config).terms.keys() == {"l1"}
+    two = train_sr(TinySR(), dataset, pixel_terms, config)
+    assert list(two.terms) == ["mse", "l1"] and all(len(v) == 5 for v in two.terms.values())
+    sums = [a + b for a, b in zip(two.terms["mse"], two.terms["l1"], strict=True)]
+    assert sums == pytest.approx(two.losses, rel=1e-6)
+    shown = progress_postfix(1.0, {"mse": 0.5, "l1": 0.5})
+    assert shown == {"loss": "1", "mse": "0.5", "l1": "0.5"}
+    assert progress_postfix(1.0, {"mse": 1.0}) == {"loss": "1"}
+
+
+def test_a_batch_loss_names_its_single_term_with_an_attribute():
+    def guide_like(network, batch, device):
+        lr, hr, labels = batch
+        return mse_loss(network(lr.to(device)), hr.to(device), labels)
+
+    guide_like.term = "cross-entropy"
+    result = train_model(TinySR(), tiny_dataset(), guide_like, TrainConfig(steps=3, batch_size=4))
+    assert result.terms == {"cross-entropy": result.losses}
+    assert term_name(recognizer_batch_loss()) == "cross-entropy"
+    assert term_name(cdistnet_batch_loss()) == "smoothed cross-entropy"
+
+
+def test_terms_survive_an_interruption_and_resume_exactly(tmp_path):
+    dataset = tiny_dataset()
+    config = TrainConfig(steps=10, batch_size=4, learning_rate=1e-2, checkpoint_every=3)
+    straight = train_sr(TinySR(), dataset, pixel_terms, config)
+    resumed = TinySR()
+    first = train_sr(resumed, dataset, pixel_terms, config, tmp_path / "c.pt", stop_after=7)
+    assert load_checkpoint(tmp_path / "c.pt")["terms"] == first.terms
+    second = train_sr(resumed, dataset, pixel_terms, config, tmp_path / "c.pt")
+    assert second.resumed_from == 7
+    assert second.losses == straight.losses and second.terms == straight.terms
+
+
+def test_a_checkpoint_without_terms_resumes_with_nan_for_its_steps(tmp_path):
+    dataset = tiny_dataset()
+    config = TrainConfig(steps=7, batch_size=4, learning_rate=1e-2)
+    straight = train_sr(TinySR(), dataset, mse_loss, config)
+    path = tmp_path / "old.pt"
+    train_sr(TinySR(), dataset, mse_loss, replace(config, steps=4), path)
+    old = load_checkpoint(path)
+    del old["terms"]  # as written before terms were logged
+    save_checkpoint(path, old)
+    finished = train_sr(TinySR(), dataset, mse_loss, replace(config, steps=4), path)
+    assert finished.resumed_from == 4 and finished.terms == {}  # nothing new to log
+    result = train_sr(TinySR(), dataset, mse_loss, config, path)
+    assert result.resumed_from == 4 and result.losses == straight.losses
+    assert all(math.isnan(value) for value in result.terms["mse"][:4])
+    assert result.terms["mse"][4:] == straight.terms["mse"][4:]
+    assert load_checkpoint(path)["terms"]["mse"][4:] == straight.losses[4:]

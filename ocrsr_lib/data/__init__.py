@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from torch.utils.data import Dataset, Subset
 
 from ocrsr_lib.config import Session
@@ -12,7 +14,7 @@ from ocrsr_lib.data.labels import (
     Charset,
     normalize_label,
 )
-from ocrsr_lib.data.synth import ensure_synthetic_textzoom
+from ocrsr_lib.data.synth import ensure_synthetic_textzoom, synthetic_textzoom_root
 from ocrsr_lib.data.textzoom import (
     HR_SIZE,
     LR_SIZE,
@@ -42,6 +44,7 @@ __all__ = [
     "load_textzoom",
     "normalize_label",
     "session_textzoom_root",
+    "textzoom_identity",
     "session_splits",
     "scoring_splits",
     "first_items",
@@ -50,17 +53,27 @@ __all__ = [
 ]
 
 
-def session_textzoom_root(session: Session):
-    """The session's TextZoom root: the real one when given, else the cached synthetic one."""
+def session_textzoom_root(session: Session) -> Path:
+    """The session's TextZoom root: the real one when given, else the cached synthetic one
+    (generated on first use)."""
     if session.textzoom is not None:
         return session.textzoom
     synthetic = session.profile.synthetic
     return ensure_synthetic_textzoom(
-        session.cache / session.profile.name,
-        synthetic.train_pairs,
-        synthetic.test_pairs,
-        synthetic.seed,
+        session.cache.root, synthetic.train_pairs, synthetic.test_pairs, synthetic.seed
     )
+
+
+def textzoom_identity(session: Session) -> str:
+    """What identifies the session's text data, without reading or generating it: the real
+    TextZoom's folder, or the synthetic one's (whose name hashes its generator settings)."""
+    if session.textzoom is not None:
+        return str(Path(session.textzoom).resolve())
+    synthetic = session.profile.synthetic
+    root = synthetic_textzoom_root(
+        session.cache.root, synthetic.train_pairs, synthetic.test_pairs, synthetic.seed
+    )
+    return str(root)
 
 
 def session_splits(session: Session, **options) -> dict[str, Dataset]:

@@ -347,7 +347,7 @@ def degrade(
 def synthesize_pair(
     seed: int, split: str, index: int, difficulty: str | None = None, keep_stages: bool = False
 ) -> SyntheticPair:
-    """Pair `index` of `split`, fully determined by (seed, split, index)."""
+    """Pair `index` of `split`, fully determined by (seed, split, index). Explained in chapter 1."""
     rng = np.random.default_rng((seed, SPLIT_CODES[split], index))
     if difficulty is None:
         difficulty = split if split in DEGRADATIONS else TEST_DIFFICULTIES[rng.integers(3)]
@@ -403,6 +403,25 @@ def split_folder(root: Path, split: str) -> Path:
     return root / "test" / split if split in TEST_DIFFICULTIES else root / split
 
 
+def generator_settings(train_pairs: int, test_pairs: tuple[int, int, int], seed: int) -> dict:
+    """What determines a synthetic TextZoom's content (its folder name hashes it)."""
+    return {
+        "version": GENERATOR_VERSION,
+        "train_pairs": train_pairs,
+        "test_pairs": list(test_pairs),
+        "seed": seed,
+    }
+
+
+def synthetic_textzoom_root(
+    cache: Path, train_pairs: int, test_pairs: tuple[int, int, int], seed: int = 0
+) -> Path:
+    """Where the synthetic TextZoom with these settings lives; pure (nothing is generated)."""
+    settings = generator_settings(train_pairs, test_pairs, seed)
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    return Path(cache) / "datasets" / f"synthetic-textzoom-{digest}"
+
+
 def ensure_synthetic_textzoom(
     cache: Path,
     train_pairs: int,
@@ -411,20 +430,14 @@ def ensure_synthetic_textzoom(
     workers: int | None = None,
 ) -> Path:
     """A synthetic TextZoom root in the cache, generated on first use (split by split)."""
-    settings = {
-        "version": GENERATOR_VERSION,
-        "train_pairs": train_pairs,
-        "test_pairs": list(test_pairs),
-        "seed": seed,
-    }
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
-    root = Path(cache) / "datasets" / f"synthetic-textzoom-{digest}"
+    root = synthetic_textzoom_root(cache, train_pairs, test_pairs, seed)
     for split, count in split_sizes(train_pairs, test_pairs).items():
         folder = split_folder(root, split)
         if not (folder / "data.mdb").is_file():
             generate_split(folder, split, count, seed, workers)
     settings_file = root / "generator.json"
     if not settings_file.is_file():
+        settings = generator_settings(train_pairs, test_pairs, seed)
         settings_file.write_text(json.dumps({**settings, **degradation_settings()}, indent=2))
     return root
 

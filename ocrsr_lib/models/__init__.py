@@ -1,13 +1,15 @@
 """Models: every SR model takes RGB images in [0, 1] and returns RGB at twice the size.
 
-`TextRecognizer` is the guiding OCR of Scene Text Telescope's text-focus loss; `CDistNet` is the
-recognizer of the paper's pipeline.
+`TextRecognizer` (`models.guide`) is the guiding OCR of Scene Text Telescope's text-focus loss;
+`CDistNet` is the recognizer of the paper's pipeline. Importing this package imports every
+model file, and each registers its sizes, builder and official converters in `models.registry`:
+`create_model(name, size)` builds one, `load_official(kind, path)` converts an official file.
 """
 
 from ocrsr_lib.models.bicubic import Bicubic
 from ocrsr_lib.models.cdistnet import CDISTNET_CONFIGS, CDistNet, CDistNetConfig
 from ocrsr_lib.models.edsr import EDSR, EDSR_CONFIGS, EDSRConfig
-from ocrsr_lib.models.recognizer import (
+from ocrsr_lib.models.guide import (
     RECOGNIZER_CONFIGS,
     RecognizerConfig,
     TextRecognizer,
@@ -15,11 +17,22 @@ from ocrsr_lib.models.recognizer import (
     to_recognizer_input,
 )
 from ocrsr_lib.models.rectified import RectifiedSR, set_stn_at_eval
-from ocrsr_lib.models.size import parameter_count
+from ocrsr_lib.models.registry import (
+    OFFICIAL_REFERENCES,
+    create_model,
+    load_official,
+    model_names,
+    model_sizes,
+    official_kinds,
+    parameter_count,
+    register_converter,
+    register_model,
+)
 from ocrsr_lib.models.stn import SpatialTransformer
 from ocrsr_lib.models.tbsrn import TBSRN, TBSRN_CONFIGS, TBSRNConfig
 
 __all__ = [
+    "OFFICIAL_REFERENCES",
     "CDISTNET_CONFIGS",
     "CDistNet",
     "CDistNetConfig",
@@ -35,8 +48,15 @@ __all__ = [
     "SpatialTransformer",
     "TBSRNConfig",
     "TextRecognizer",
+    "create_model",
     "encode_labels",
+    "load_official",
+    "model_names",
+    "model_sizes",
+    "official_kinds",
     "parameter_count",
+    "register_converter",
+    "register_model",
     "set_stn_at_eval",
     "to_recognizer_input",
 ]

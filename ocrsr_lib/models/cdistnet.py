@@ -12,18 +12,31 @@ the kind of attention (self: `conv3`; cross: `conv1` for queries, `conv2` for ke
 and attention scores are scaled twice (by 1/head width in total). Parameters the official code
 creates but never uses (`in_proj_*`, the other convolutions, `pos_embeding`) are kept, so that
 files load strictly and the parameter count is the paper's; they receive no gradient.
+Registered as model "cdistnet" and as the official kind "cdistnet".
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ocrsr_lib.checkpoints import CheckpointError, load_state_dict_strict, shape_of
+from ocrsr_lib.models.converting import (
+    StateDict,
+    numbered,
+    read_plain_state_dict,
+    require_tensor,
+    strip_prefix,
+)
+from ocrsr_lib.models.layers import sinusoidal_table
+from ocrsr_lib.models.registry import register_converter, register_model
 from ocrsr_lib.models.stn import float32_geometry
 
 VOCABULARY = ("<blank>", "<unk>", "<s>", "</s>", *"0123456789", *"abcdefghijklmnopqrstuvwxyz")
@@ -84,23 +97,14 @@ CDISTNET_CONFIGS = {
 }
 
 
-def sinusoidal_table(positions: int, width: int) -> torch.Tensor:
-    """The (positions, 1, width) sine/cosine table of the official `PositionalEncoding`."""
-    position = torch.arange(positions, dtype=torch.float).unsqueeze(1)
-    frequency = torch.exp(torch.arange(0, width, 2).float() * (-math.log(10000.0) / width))
-    table = torch.zeros(positions, width)
-    table[:, 0::2] = torch.sin(position * frequency)
-    table[:, 1::2] = torch.cos(position * frequency)
-    return table.unsqueeze(1)
-
-
 class PositionalEncoding(nn.Module):
     """x + table[:length] then dropout, on sequence-first (length, B, width) inputs."""
 
     def __init__(self, width: int, dropout: float, max_positions: int) -> None:
         super().__init__()
         self.dropout = nn.Dropout(dropout)
-        self.register_buffer("pe", sinusoidal_table(max_positions, width), persistent=False)
+        code = sinusoidal_table(max_positions, width).unsqueeze(1)  # (positions, 1, width)
+        self.register_buffer("pe", code, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[0] > self.pe.shape[0]:
@@ -174,7 +178,7 @@ class GridGenerator(nn.Module):
     def __init__(self, fiducials: int, size: tuple[int, int] = IMAGE_SIZE) -> None:
         super().__init__()
         inverse_delta, p_hat = tps_matrices(fiducials, *size)
-        # official files save these two; they are recomputed here (see `load_official`)
+        # official files save these two; they are recomputed here (see `cdistnet_from_state_dict`)
         self.register_buffer("inv_delta_C", inverse_delta, persistent=False)
         self.register_buffer("P_hat", p_hat, persistent=False)
         self.size = size
@@ -536,6 +540,8 @@ class CDistNet(nn.Module):
     `images` are normalised as officially (`to_cdistnet_input`); `tgt` (B, T) starts with <s>
     and is padded with 0. The last position is dropped; the logits (B*(T-1), 40) are the
     official ones, or (B, T-1, 40) with `flat=False`.
+
+    Explained in chapter 4.
     """
 
     def __init__(self, config: CDistNetConfig = CDISTNET_CONFIGS["demo"]) -> None:
@@ -680,3 +686,78 @@ def read_words(
     """Words read from RGB images in [0, 1]: greedy (beam 1) or beam search."""
     readings = beam_search(model, to_cdistnet_input(images), beam_size, max_steps)
     return [reading.text for reading in readings]
+
+
+# Buffers official CDistNet files save although they follow from the configuration.
+CDISTNET_COMPUTED = re.compile(r"(\.pe|\.inv_delta_C|\.P_hat)$")
+
+
+def cdistnet_config_from_state_dict(
+    state_dict: StateDict, source: str, heads: int = 8
+) -> CDistNetConfig:
+    """CDistNet size from the tensors; heads are not stored (8 in the official model)."""
+    backbone = "visual_branch.backbone."
+    localization = "visual_branch.transform.LocalizationNetwork."
+    encoder = "visual_branch.trans_encoder."
+
+    def width_of(key: str, dim: int = 0) -> int:
+        return require_tensor(state_dict, key, source).shape[dim]
+
+    channels = [width_of(f"{backbone}conv1.weight")]
+    blocks = []
+    for stage in range(1, 6):
+        channels.append(width_of(f"{backbone}layer{stage}.0.conv2.weight"))
+        blocks.append(
+            numbered(state_dict, rf"^{backbone}layer{stage}\.(\d+)\.conv1\.weight$", source)
+        )
+    code = state_dict.get("semantic_branch.positional_encoding.pe")
+    return CDistNetConfig(
+        width=width_of("tgt_word_prj.weight", 1),
+        heads=heads,
+        encoder_feed_forward=width_of(f"{encoder}layers.0.conv1.weight"),
+        decoder_feed_forward=width_of("mdcdp.layers_pos.0.linear1.weight"),
+        encoder_layers=numbered(state_dict, rf"^{encoder}layers\.(\d+)\.norm1\.weight$", source),
+        decoder_layers=numbered(state_dict, r"^mdcdp\.layers_pos\.(\d+)\.norm2\.weight$", source),
+        backbone_channels=tuple(channels),
+        backbone_blocks=tuple(blocks),
+        localization_channels=tuple(
+            width_of(f"{localization}conv.{i}.weight") for i in (0, 4, 8, 12)
+        ),
+        localization_hidden=width_of(f"{localization}localization_fc1.0.weight"),
+        fiducials=width_of(f"{localization}localization_fc2.weight") // 2,
+        max_positions=code.shape[0] if code is not None else CDistNetConfig.max_positions,
+        unused_position_embedding=width_of(f"{encoder}pos_embeding"),
+    )
+
+
+def cdistnet_from_state_dict(state_dict: StateDict, source: str, heads: int = 8) -> CDistNet:
+    """A CDistNet holding official tensors (`module.` tolerated).
+
+    Stored position tables and TPS matrices must equal the ones the model computes (else the
+    file was made for another image size or width); missing ones are simply recomputed.
+
+    Explained in chapter 4.
+    """
+    state_dict = strip_prefix(state_dict, "module.")
+    model = CDistNet(cdistnet_config_from_state_dict(state_dict, source, heads))
+    computed = dict(model.named_buffers())
+    for key in [k for k in state_dict if CDISTNET_COMPUTED.search(k)]:
+        stored, ours = state_dict.pop(key), computed.get(key)
+        if ours is None or shape_of(stored) != tuple(ours.shape):
+            expected = None if ours is None else tuple(ours.shape)
+            raise CheckpointError(
+                f"{source}: {key!r} {shape_of(stored)} is not expected ({expected})"
+            )
+        if not torch.allclose(stored.float(), ours, atol=1e-4):
+            raise CheckpointError(f"{source}: {key!r} differs from the one the model computes")
+    load_state_dict_strict(model, state_dict, source)
+    return model
+
+
+def _load_cdistnet(path: Path, heads: int = 8) -> CDistNet:
+    """An official CDistNet checkpoint: a plain state dict (`model.module.state_dict()`)."""
+    return cdistnet_from_state_dict(read_plain_state_dict(path), str(path), heads)
+
+
+register_model("cdistnet", CDISTNET_CONFIGS, CDistNet)
+register_converter("cdistnet", _load_cdistnet)

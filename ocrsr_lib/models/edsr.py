@@ -2,15 +2,27 @@
 
 Takes and returns RGB in [0, 1]. Inside, images are scaled to `rgb_range` (255 for
 EDSR-PyTorch weights, 1 for CAR's) and the DIV2K mean is subtracted by a fixed 1x1 convolution,
-exactly as the official network does.
+exactly as the official network does. Registered as model "edsr" and as the official kinds
+"edsr" (EDSR-PyTorch files) and "car-edsr" (CAR's).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
+
+from ocrsr_lib.checkpoints import CheckpointError, load_state_dict_strict
+from ocrsr_lib.models.converting import (
+    StateDict,
+    read_plain_state_dict,
+    require_tensor,
+    strip_prefix,
+)
+from ocrsr_lib.models.registry import register_converter, register_model
 
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -87,3 +99,51 @@ class EDSR(nn.Module):
         x = self.head(x)
         x = self.tail(self.body(x) + x)
         return self.add_mean(x) / self.config.rgb_range
+
+
+def edsr_config_from_state_dict(
+    state_dict: StateDict, rgb_range: float, source: str, residual_scale: float | None = None
+) -> EDSRConfig:
+    """EDSR size from the tensors: blocks from `body.N.body.0`, features from the head conv.
+
+    The residual scale is not stored: unless given, 0.1 for the 256-feature model and 1 for
+    smaller ones, as EDSR-PyTorch trains them.
+    """
+    features = require_tensor(state_dict, "head.0.weight", source).shape[0]
+    block_pattern = re.compile(r"^body\.(\d+)\.body\.0\.weight$")
+    blocks = sorted(int(m.group(1)) for k in state_dict if (m := block_pattern.match(k)))
+    if blocks != list(range(len(blocks))):
+        raise CheckpointError(f"{source}: residual blocks are not numbered 0..N-1: {blocks}")
+    return EDSRConfig(
+        residual_blocks=len(blocks),
+        features=features,
+        residual_scale=residual_scale
+        if residual_scale is not None
+        else (0.1 if features == 256 else 1.0),
+        rgb_range=rgb_range,
+    )
+
+
+def edsr_from_state_dict(
+    state_dict: StateDict, rgb_range: float, source: str, residual_scale: float | None = None
+) -> EDSR:
+    """An EDSR holding these EDSR-PyTorch-layout tensors (mean shift as stored)."""
+    model = EDSR(edsr_config_from_state_dict(state_dict, rgb_range, source, residual_scale))
+    load_state_dict_strict(model, state_dict, source)
+    return model
+
+
+def _load_edsr_pytorch(path: Path, residual_scale: float | None = None) -> EDSR:
+    """EDSR-PyTorch files: a bare state dict for inputs in [0, 255]."""
+    return edsr_from_state_dict(read_plain_state_dict(path), 255.0, str(path), residual_scale)
+
+
+def _load_car_edsr(path: Path, residual_scale: float | None = 0.1) -> EDSR:
+    """CAR's usn.pth: DataParallel (`module.`) keys, inputs in [0, 1], residual scale 0.1."""
+    state_dict = strip_prefix(read_plain_state_dict(path), "module.")
+    return edsr_from_state_dict(state_dict, 1.0, str(path), residual_scale)
+
+
+register_model("edsr", EDSR_CONFIGS, EDSR)
+register_converter("edsr", _load_edsr_pytorch)
+register_converter("car-edsr", _load_car_edsr)

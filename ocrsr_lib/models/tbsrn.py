@@ -3,18 +3,26 @@
 Five residual blocks (conv-BN-Mish-conv-BN) each followed by a feature enhancer: self-attention
 over all LR positions, whose tokens are the block's features joined with a fixed 2-D sinusoidal
 position code. Then PixelShuffle x2, a 9x9 convolution and tanh. The official code runs its STN
-in training mode only; `stn_at_eval` makes that a visible choice.
+in training mode only; `stn_at_eval` makes that a visible choice. Registered as model "tbsrn"
+and as the official kind "tbsrn" (Scene Text Telescope's checkpoints).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ocrsr_lib.checkpoints import load_checkpoint, load_state_dict_strict
+from ocrsr_lib.models.converting import StateDict, plain_state_dict, require_tensor, strip_prefix
+from ocrsr_lib.models.layers import LayerNorm, PositionwiseFeedForward
+from ocrsr_lib.models.registry import register_converter, register_model
 from ocrsr_lib.models.stn import SpatialTransformer
 
 
@@ -50,20 +58,6 @@ def positional_encoding_2d(channels: int, height: int, width: int) -> torch.Tens
     return encoding
 
 
-class LayerNorm(nn.Module):
-    """The official layer norm: a_2 (x - mean) / (unbiased std + eps) + b_2."""
-
-    def __init__(self, features: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.a_2 = nn.Parameter(torch.ones(features))
-        self.b_2 = nn.Parameter(torch.zeros(features))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(-1, keepdim=True)
-        return self.a_2 * (x - mean) / (x.std(-1, keepdim=True) + self.eps) + self.b_2
-
-
 class MultiHeadedAttention(nn.Module):
     """Scaled dot-product attention; linears 0-2 project queries, keys, values, 3 the output."""
 
@@ -87,17 +81,6 @@ class MultiHeadedAttention(nn.Module):
         return self.linears[3](
             attended.transpose(1, 2).reshape(batch, -1, self.heads * self.head_width)
         )
-
-
-class PositionwiseFeedForward(nn.Module):
-    def __init__(self, width: int, hidden: int, dropout: float = 0.1) -> None:
-        super().__init__()
-        self.w_1 = nn.Linear(width, hidden)
-        self.w_2 = nn.Linear(hidden, width)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w_2(self.dropout(F.relu(self.w_1(x))))
 
 
 class FeatureEnhancer(nn.Module):
@@ -197,3 +180,44 @@ class TBSRN(nn.Module):
         return torch.tanh(
             getattr(self, f"block{self.config.residual_blocks + 3}")(first + features)
         )
+
+
+def build_tbsrn(config: TBSRNConfig, stn_at_eval: bool = False) -> TBSRN:
+    """A fresh TBSRN of this size whose STN runs at evaluation only if `stn_at_eval`."""
+    return TBSRN(replace(config, stn_at_eval=stn_at_eval))
+
+
+# Tensors the official TBSRN builds but never uses in its forward pass.
+TBSRN_UNUSED = re.compile(r"^(conv|bn)\.|\.gru[12]\.|\.compress_attention_linear\.")
+
+
+def tbsrn_from_state_dict(state_dict: StateDict, source: str) -> TBSRN:
+    """A TBSRN holding official scene-text-telescope tensors (unused GRU/conv tensors dropped)."""
+    state_dict = {
+        k: v for k, v in strip_prefix(state_dict, "module.").items() if not TBSRN_UNUSED.search(k)
+    }
+    channels = require_tensor(state_dict, "block1.0.weight", source).shape[0]
+    blocks = {
+        int(m.group(1))
+        for k in state_dict
+        if (m := re.match(r"^block(\d+)\.feature_enhancer\.", k))
+    }
+    use_stn = any(k.startswith("stn_head.") for k in state_dict)
+    model = TBSRN(TBSRNConfig(residual_blocks=len(blocks), channels=channels, use_stn=use_stn))
+    renamed = {
+        ("stn." + k if k.startswith(("stn_head.", "tps.")) else k): v for k, v in state_dict.items()
+    }
+    load_state_dict_strict(model, renamed, source)
+    return model
+
+
+def _load_tbsrn(path: Path) -> TBSRN:
+    """An official TBSRN file: the training checkpoint (`state_dict_G`) or a bare state dict."""
+    payload = load_checkpoint(path)
+    if isinstance(payload, Mapping) and "state_dict_G" in payload:
+        payload = payload["state_dict_G"]
+    return tbsrn_from_state_dict(plain_state_dict(payload, str(path)), str(path))
+
+
+register_model("tbsrn", TBSRN_CONFIGS, build_tbsrn)
+register_converter("tbsrn", _load_tbsrn)

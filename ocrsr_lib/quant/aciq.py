@@ -63,7 +63,10 @@ def _minimum(function: Callable[[float], float], low: float, high: float) -> flo
 
 def aciq_alpha(bits: int, prior: str) -> float:
     """The optimal clipping value for `bits` bits, in units of b (Laplace: b = mean |x - mean|)
-    or of sigma (Gaussian): the minimiser of `expected_error`."""
+    or of sigma (Gaussian): the minimiser of `expected_error`.
+
+    Explained in chapter 5.
+    """
     check_bits(bits)
     if prior not in PRIORS:
         raise ValueError(f"unknown prior {prior!r}; choose one of {PRIORS}")

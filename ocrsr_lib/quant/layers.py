@@ -84,7 +84,10 @@ def quantization_plan(
     model: nn.Module, groups: Iterable[str], bits: int, edges: str = "8bit"
 ) -> dict[str, int]:
     """Parameter name -> bit width for every weight of the chosen groups; the model's first and
-    last grouped weights follow the `edges` policy."""
+    last grouped weights follow the `edges` policy.
+
+    Explained in chapter 5.
+    """
     groups = tuple(groups)
     unknown = sorted(set(groups) - set(LAYER_GROUPS))
     if unknown:

@@ -1,25 +1,36 @@
-"""The guiding recognizer of Scene Text Telescope: ResNet encoder, one transformer decoder layer.
+"""The guide of the text-focus loss: Scene Text Telescope's recognizer (ResNet encoder, one
+transformer decoder layer).
 
 It reads 1x32x128 grayscale crops over the 37 symbols `-0123456789abcdefghijklmnopqrstuvwxyz`
 ('-' starts and ends a word). The text-focus loss runs it with teacher forcing on SR and HR
 images and compares the decoder's cross-attention maps and the logits. Module and tensor names
-follow the official code, so its `pretrain_transformer.pth` loads through
-`ocrsr_lib.official_weights` ("tbsrn-recognizer").
+follow the official code, so its `pretrain_transformer.pth` loads with
+`load_official("tbsrn-recognizer", path)`. Registered as model "guide".
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ocrsr_lib.checkpoints import CheckpointError, load_state_dict_strict, shape_of
 from ocrsr_lib.data.labels import GUIDE_CHARSET
-from ocrsr_lib.models.tbsrn import LayerNorm, PositionwiseFeedForward
+from ocrsr_lib.models.converting import (
+    StateDict,
+    read_plain_state_dict,
+    require_tensor,
+    strip_prefix,
+)
+from ocrsr_lib.models.layers import LayerNorm, PositionwiseFeedForward, sinusoidal_table
+from ocrsr_lib.models.registry import register_converter, register_model
 
 ALPHABET = "".join(GUIDE_CHARSET.symbols)
 INPUT_SIZE = (32, 128)  # (height, width) of the crops the recognizer was trained on
@@ -129,16 +140,6 @@ def word_positions(length: torch.Tensor, steps: int) -> torch.Tensor:
             f"length), got {length.tolist()}"
         )
     return torch.arange(steps, device=length.device)[None, :] < length[:, None]
-
-
-def sinusoidal_positions(count: int, width: int) -> torch.Tensor:
-    """(1, count, width) position code: sin on even, cos on odd channels (official formula)."""
-    position = torch.arange(0, count).unsqueeze(1).float()
-    frequencies = torch.exp(torch.arange(0, width, 2).float() * -(math.log(10000.0) / width))
-    code = torch.zeros(count, width)
-    code[:, 0::2] = torch.sin(position * frequencies)
-    code[:, 1::2] = torch.cos(position * frequencies)
-    return code.unsqueeze(0)
 
 
 class BasicBlock(nn.Module):
@@ -323,7 +324,8 @@ class PositionalEncoding(nn.Module):
     def __init__(self, width: int, dropout: float, max_positions: int) -> None:
         super().__init__()
         self.dropout = nn.Dropout(dropout)
-        self.register_buffer("pe", sinusoidal_positions(max_positions, width), persistent=False)
+        code = sinusoidal_table(max_positions, width).unsqueeze(0)  # (1, positions, width)
+        self.register_buffer("pe", code, persistent=False)
 
     def forward(self, batch: int, steps: int) -> torch.Tensor:
         if steps > self.pe.shape[1]:
@@ -423,3 +425,93 @@ class TextRecognizer(nn.Module):
         finally:
             self.train(was_training)
         return [GUIDE_CHARSET.decode(row[1:].tolist()) for row in ids]
+
+
+# Tensors of the official guiding recognizer that its forward pass never uses.
+RECOGNIZER_UNUSED = re.compile(r"\.compress_attention_linear\.")
+RECOGNIZER_POSITION_CODE = "pe.pe"  # a fixed formula; checked against ours, then dropped
+
+
+def recognizer_config_from_state_dict(
+    state_dict: StateDict, source: str, heads: int = 16
+) -> RecognizerConfig:
+    """Recognizer size from the tensors; heads are not stored (16 in the official model)."""
+    cnn = "encoder.cnn."
+    stem = tuple(
+        require_tensor(state_dict, f"{cnn}conv{i}.weight", source).shape[0] for i in (1, 2)
+    )
+    stage_channels, stage_blocks = [], []
+    for stage in range(1, 5):
+        stage_channels.append(
+            require_tensor(state_dict, f"{cnn}layer{stage}.0.conv1.weight", source).shape[0]
+        )
+        pattern = re.compile(rf"^{re.escape(cnn)}layer{stage}\.(\d+)\.conv1\.weight$")
+        blocks = sorted(int(m.group(1)) for k in state_dict if (m := pattern.match(k)))
+        if blocks != list(range(len(blocks))):
+            raise CheckpointError(
+                f"{source}: layer{stage} blocks are not numbered 0..N-1: {blocks}"
+            )
+        stage_blocks.append(len(blocks))
+    code = require_tensor(state_dict, RECOGNIZER_POSITION_CODE, source)
+    return RecognizerConfig(
+        stem_channels=stem,
+        stage_channels=tuple(stage_channels),
+        stage_blocks=tuple(stage_blocks),
+        width=require_tensor(state_dict, f"{cnn}layer4_conv2.weight", source).shape[0],
+        heads=heads,
+        feed_forward=require_tensor(state_dict, "decoder.pff.w_1.weight", source).shape[0],
+        max_positions=code.shape[1] if code.dim() == 3 else RecognizerConfig.max_positions,
+    )
+
+
+def recognizer_from_state_dict(
+    state_dict: StateDict, source: str, heads: int = 16
+) -> TextRecognizer:
+    """A TextRecognizer holding official `pretrain_transformer.pth` tensors (`module.` or not).
+
+    The unused `compress_attention_linear` tensors are dropped; the stored position code must
+    equal the one the model computes.
+    """
+    state_dict = {
+        k: v
+        for k, v in strip_prefix(state_dict, "module.").items()
+        if not RECOGNIZER_UNUSED.search(k)
+    }
+    model = TextRecognizer(recognizer_config_from_state_dict(state_dict, source, heads))
+    stored = state_dict.pop(RECOGNIZER_POSITION_CODE)
+    ours = model.pe.pe
+    if shape_of(stored) != tuple(ours.shape) or not torch.allclose(stored, ours, atol=1e-4):
+        raise CheckpointError(
+            f"{source}: {RECOGNIZER_POSITION_CODE!r} {shape_of(stored)} is not the sinusoidal "
+            f"position code {tuple(ours.shape)} the recognizer computes"
+        )
+    load_state_dict_strict(model, state_dict, source)
+    return model
+
+
+def _load_tbsrn_recognizer(path: Path, heads: int = 16) -> TextRecognizer:
+    """`pretrain_transformer.pth`: the DataParallel state dict of the guiding recognizer."""
+    return recognizer_from_state_dict(read_plain_state_dict(path), str(path), heads)
+
+
+register_model("guide", RECOGNIZER_CONFIGS, TextRecognizer)
+register_converter("tbsrn-recognizer", _load_tbsrn_recognizer)
+
+
+@torch.no_grad()
+def attention_maps(
+    recognizer: TextRecognizer, images: torch.Tensor, labels: Sequence[str]
+) -> torch.Tensor:
+    """Where the recognizer looks for each character: (B, T, h, w), heads averaged.
+
+    Teacher-forced as in the loss; position t is the t-th character (the last one is the
+    end token). h x w is the encoder's feature grid, a quarter of the 32x128 input.
+
+    Explained in chapter 3.
+    """
+    length, decoder_input, _ = encode_labels(labels, device=images.device)
+    attention = recognizer.eval()(to_recognizer_input(images), length, decoder_input).attention
+    positions = attention.shape[-1]
+    height = round((positions * INPUT_SIZE[0] / INPUT_SIZE[1]) ** 0.5)
+    maps = attention.mean(dim=1)
+    return maps.reshape(*maps.shape[:2], height, positions // height)

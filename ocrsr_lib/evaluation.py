@@ -1,5 +1,6 @@
-"""Training and measuring the guiding recognizer: teacher-forced cross-entropy, word accuracy,
-and the character confusions that weight the text-focus loss's content term."""
+"""Reading words and scoring them: the images a recognizer reads (HR, LR, bicubic or an SR
+model's output), word accuracy as TextZoom scores it, size-weighted averages over splits, and
+McNemar's paired test of two readers on the same words."""
 
 from __future__ import annotations
 
@@ -11,34 +12,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ocrsr_lib.data.labels import normalize_label
-from ocrsr_lib.losses import SYMBOLS, confusion_counts, weights_from_confusions
 from ocrsr_lib.models import Bicubic
-from ocrsr_lib.models.recognizer import (
-    INPUT_SIZE,
-    TextRecognizer,
-    encode_labels,
-    to_recognizer_input,
-)
-from ocrsr_lib.train import BatchLoss
 
 IMAGE_SOURCES = ("hr", "lr", "bicubic")
-
-
-def guide_label(label: str) -> str:
-    """A label as the guide reads it: lower case, digits and letters only."""
-    return normalize_label(label)
-
-
-def recognizer_batch_loss(label_smoothing: float = 0.0) -> BatchLoss:
-    """Teacher-forced cross-entropy of the recognizer on the HR images of a TextZoom batch."""
-
-    def batch_loss(network: nn.Module, batch: tuple, device: torch.device) -> torch.Tensor:
-        _, hr, labels = batch
-        length, decoder_input, targets = encode_labels(labels, device=device)
-        output = network(to_recognizer_input(hr.to(device)), length, decoder_input)
-        return F.cross_entropy(output.logits, targets, label_smoothing=label_smoothing)
-
-    return batch_loss
 
 
 def images_for_reading(lr: torch.Tensor, hr: torch.Tensor, source: str | nn.Module) -> torch.Tensor:
@@ -85,7 +61,9 @@ def accuracy_of(words: Sequence[str], labels: Sequence[str]) -> float:
     """Share of words equal to their labels as TextZoom scores (lower case, [0-9a-z] only)."""
     if len(words) != len(labels):
         raise ValueError(f"{len(words)} words read for {len(labels)} labels")
-    return sum(w == guide_label(t) for w, t in zip(words, labels, strict=True)) / max(len(words), 1)
+    return sum(w == normalize_label(t) for w, t in zip(words, labels, strict=True)) / max(
+        len(words), 1
+    )
 
 
 def word_accuracy(
@@ -118,12 +96,12 @@ def paired_difference(
 def character_marks(word: str, label: str) -> list[bool]:
     """Per character of a word read, whether it equals the label's character at that place
     (the label normalised as TextZoom scores); what Figure 2 colours green or red."""
-    truth = guide_label(label)
+    truth = normalize_label(label)
     return [i < len(truth) and character == truth[i] for i, character in enumerate(word)]
 
 
 def accuracy_table(
-    recognizer: TextRecognizer,
+    recognizer: nn.Module,
     splits: Mapping[str, Dataset],
     sources: Mapping[str, str | nn.Module],
     device: torch.device | str = "cpu",
@@ -142,56 +120,3 @@ def with_average(row: Mapping[str, float], splits: Mapping[str, Dataset]) -> dic
     """A row of per-split accuracies plus their "average", each split weighted by its size."""
     total = sum(len(split) for split in splits.values())
     return {**row, "average": sum(row[s] * len(d) for s, d in splits.items()) / total}
-
-
-def format_accuracy(table: Mapping[str, Mapping[str, float]], label: str = "images") -> str:
-    """An accuracy table (rows, then columns such as splits) as plain text in percent; a value
-    a row lacks (the paper publishes only some) is printed as a dash."""
-    columns = list(dict.fromkeys(column for row in table.values() for column in row))
-    width = max(len(label), *(len(row) for row in table)) + 2
-    lines = [f"{label:{width}s}" + "".join(f"{column:>10s}" for column in columns)]
-    for name, row in table.items():
-        cells = (f"{100 * row[c]:9.1f}%" if c in row else f"{'-':>10s}" for c in columns)
-        lines.append(f"{name:{width}s}" + "".join(cells))
-    return "\n".join(lines)
-
-
-@torch.no_grad()
-def attention_maps(
-    recognizer: TextRecognizer, images: torch.Tensor, labels: Sequence[str]
-) -> torch.Tensor:
-    """Where the recognizer looks for each character: (B, T, h, w), heads averaged.
-
-    Teacher-forced as in the loss; position t is the t-th character (the last one is the
-    end token). h x w is the encoder's feature grid, a quarter of the 32x128 input.
-    """
-    length, decoder_input, _ = encode_labels(labels, device=images.device)
-    attention = recognizer.eval()(to_recognizer_input(images), length, decoder_input).attention
-    positions = attention.shape[-1]
-    height = round((positions * INPUT_SIZE[0] / INPUT_SIZE[1]) ** 0.5)
-    maps = attention.mean(dim=1)
-    return maps.reshape(*maps.shape[:2], height, positions // height)
-
-
-@torch.no_grad()
-def confusion_weights(
-    recognizer: TextRecognizer,
-    dataset: Dataset,
-    source: str | nn.Module = "bicubic",
-    strength: float = 1.0,
-    device: torch.device | str = "cpu",
-    batch_size: int = 128,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(counts, weight table) from the recognizer's teacher-forced reading of `source` images.
-
-    Each character position is read with the true previous characters given (as the loss
-    does), so counts pair every true symbol with the symbol read in its place.
-    """
-    recognizer.to(device).eval()
-    counts = torch.zeros(SYMBOLS, SYMBOLS, dtype=torch.long)
-    for lr, hr, labels in DataLoader(dataset, batch_size=batch_size):
-        images = images_for_reading(lr.to(device), hr.to(device), source)
-        length, decoder_input, targets = encode_labels(labels, device=device)
-        logits = recognizer(to_recognizer_input(images), length, decoder_input).logits
-        counts += confusion_counts(logits, targets).cpu()
-    return counts, weights_from_confusions(counts, strength)

@@ -2,8 +2,8 @@
 
 import matplotlib
 
-from ocrsr_lib.quant import explorer
-from ocrsr_lib.quant.evaluation import Pipeline, QuantSetting
+from ocrsr_lib import explorer
+from ocrsr_lib.pipelines import Pipeline, QuantSetting
 
 matplotlib.use("Agg")
 TINY = Pipeline(sr="stn-edsr", ocr="finetune-stn-edsr")

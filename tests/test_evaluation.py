@@ -1,4 +1,5 @@
-"""Training and measuring the guiding recognizer: loss, accuracy, confusions, cached recipes."""
+"""Reading and scoring words (sources, accuracy, McNemar), and the guide: its loss, its cached
+run, its confusions and attention maps."""
 
 from __future__ import annotations
 
@@ -7,25 +8,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ocrsr_lib import reading, recipes
+from ocrsr_lib import evaluation, runs
 from ocrsr_lib.config import setup
+from ocrsr_lib.data import normalize_label
+from ocrsr_lib.evaluation import accuracy_table, images_for_reading, word_accuracy
 from ocrsr_lib.losses import SYMBOLS
-from ocrsr_lib.models.recognizer import (
+from ocrsr_lib.models.guide import (
     RECOGNIZER_CONFIGS,
     TextRecognizer,
+    attention_maps,
     encode_labels,
     to_recognizer_input,
 )
-from ocrsr_lib.reading import (
-    accuracy_table,
-    attention_maps,
+from ocrsr_lib.runs.guide import (
+    RECOGNIZER_RECIPES,
+    RecognizerRecipe,
     confusion_weights,
-    format_accuracy,
-    guide_label,
-    images_for_reading,
     recognizer_batch_loss,
-    word_accuracy,
 )
+from ocrsr_lib.tables import format_accuracy
 from ocrsr_lib.train import TrainConfig
 
 
@@ -54,7 +55,7 @@ class FixedReader(nn.Module):
 
 
 def test_guide_labels_and_accuracy_ignore_case_and_punctuation():
-    assert guide_label("Dog!") == "dog" and guide_label("b-2") == "b2"
+    assert normalize_label("Dog!") == "dog" and normalize_label("b-2") == "b2"
     data = tiny_words(4)  # Cat, dog!, a1, ZOOM
     reader = FixedReader(["cat", "dog", "al", "zoom"])
     assert word_accuracy(reader, data, "hr") == 0.75
@@ -104,7 +105,7 @@ def test_confusion_weights_count_every_character_and_end_token():
     model = TextRecognizer(RECOGNIZER_CONFIGS["demo"])
     data = tiny_words()
     counts, table = confusion_weights(model, data, "bicubic", strength=2.0)
-    characters = sum(len(guide_label(word)) + 1 for _, _, word in data)
+    characters = sum(len(normalize_label(word)) + 1 for _, _, word in data)
     assert counts.shape == (SYMBOLS, SYMBOLS) and counts.sum().item() == characters
     assert torch.equal(table.diagonal(), torch.ones(SYMBOLS))
     assert table.min() >= 1.0 and table.max() <= 3.0
@@ -113,20 +114,20 @@ def test_confusion_weights_count_every_character_and_end_token():
 def test_trained_recognizer_is_cached_and_validated(tiny_recipes, monkeypatch):
     session = setup("demo", device="cpu", textzoom=tiny_recipes, verbose=False)
     tiny = TrainConfig(steps=3, batch_size=4, learning_rate=1e-3)
-    demo = {"guide": recipes.RecognizerRecipe("demo", tiny)}
-    monkeypatch.setitem(recipes.RECOGNIZER_RECIPES, "demo", demo)
-    first = recipes.trained_recognizer(session, "guide")
+    demo = {"guide": RecognizerRecipe("demo", tiny)}
+    monkeypatch.setitem(RECOGNIZER_RECIPES, "demo", demo)
+    first = runs.trained(session, "guide")
     assert first.checkpoint.is_file() and not first.model.training
     accuracy = first.result.validations[-1]["validation"]["accuracy"]
     assert 0.0 <= accuracy <= 1.0
-    again = recipes.trained_recognizer(session, "guide")
+    again = runs.trained(session, "guide")
     assert again.result.resumed_from == 3
     for a, b in zip(
         first.model.state_dict().values(), again.model.state_dict().values(), strict=True
     ):
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="unknown recognizer size 'huge'"):
-        recipes.RecognizerRecipe("huge", tiny)
+        RecognizerRecipe("huge", tiny)
 
 
 def test_attention_maps_are_per_character_distributions_on_the_feature_grid():
@@ -151,21 +152,21 @@ def test_format_accuracy_prints_percentages_per_row_and_column():
 
 
 def test_accuracy_of_scores_as_textzoom_and_refuses_unequal_lengths():
-    assert reading.accuracy_of(["hello", "w0rld"], ["Hello!", "World"]) == 0.5
+    assert evaluation.accuracy_of(["hello", "w0rld"], ["Hello!", "World"]) == 0.5
     with pytest.raises(ValueError, match="2 words read for 1 labels"):
-        reading.accuracy_of(["a", "b"], ["a"])
+        evaluation.accuracy_of(["a", "b"], ["a"])
 
 
 def test_paired_difference_counts_disagreements_and_mcnemars_z():
     labels = ["a", "b", "c", "d", "e"]
     first, second = ["a", "b", "c", "x", "x"], ["a", "x", "x", "x", "e"]
-    assert reading.paired_difference(first, second, labels) == (2, 1, pytest.approx(1 / 3**0.5))
-    assert reading.paired_difference(labels, labels, labels) == (0, 0, 0.0)
+    assert evaluation.paired_difference(first, second, labels) == (2, 1, pytest.approx(1 / 3**0.5))
+    assert evaluation.paired_difference(labels, labels, labels) == (0, 0, 0.0)
     with pytest.raises(ValueError, match="5 and 4 words read for 5 labels"):
-        reading.paired_difference(first, second[:4], labels)
+        evaluation.paired_difference(first, second[:4], labels)
 
 
 def test_character_marks_compare_place_by_place():
-    assert reading.character_marks("hallo", "Hello!") == [True, False, True, True, True]
-    assert reading.character_marks("hello1", "hello") == [True] * 5 + [False]
-    assert reading.character_marks("", "abc") == []
+    assert evaluation.character_marks("hallo", "Hello!") == [True, False, True, True, True]
+    assert evaluation.character_marks("hello1", "hello") == [True] * 5 + [False]
+    assert evaluation.character_marks("", "abc") == []

@@ -9,10 +9,10 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import display
 
-from ocrsr_lib.cdistnet_recipes import trained_cdistnet
 from ocrsr_lib.config import Session
 from ocrsr_lib.data import session_splits
-from ocrsr_lib.quant.evaluation import (
+from ocrsr_lib.evaluation import character_marks
+from ocrsr_lib.pipelines import (
     EDSR_PIPELINE,
     Pipeline,
     QuantSetting,
@@ -22,8 +22,7 @@ from ocrsr_lib.quant.evaluation import (
 )
 from ocrsr_lib.quant.layers import PAPER_GROUPS, groups_in
 from ocrsr_lib.quant.quantizers import METHODS
-from ocrsr_lib.reading import character_marks
-from ocrsr_lib.recipes import trained_sr
+from ocrsr_lib.runs import trained
 from ocrsr_lib.viz import image_grid, marked_word
 
 EXPLORER_WORDS = 100  # words per test split an explorer evaluation reads (responsiveness)
@@ -68,9 +67,12 @@ def examples_figure(
 def quantization_explorer(
     session: Session, pipeline: Pipeline = EDSR_PIPELINE, indices: tuple[int, ...] = (0, 1, 2)
 ) -> widgets.VBox:
-    """The widget: controls on top, the measures and the example images below."""
-    sr_groups = groups_in(trained_sr(session, pipeline.sr).model)
-    ocr_groups = groups_in(trained_cdistnet(session, pipeline.ocr).model)
+    """The widget: controls on top, the measures and the example images below.
+
+    Explained in chapter 5.
+    """
+    sr_groups = groups_in(trained(session, pipeline.sr).model)
+    ocr_groups = groups_in(trained(session, pipeline.ocr).model)
     kind = sr_kind(session, pipeline)
     controls = {
         "target": widgets.Dropdown(options=["sr", "ocr", "sr+ocr"], value="sr+ocr"),

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
+from ocrsr_lib.evaluation import word_accuracy
+from ocrsr_lib.models import OFFICIAL_REFERENCES
 from ocrsr_lib.models.cdistnet import CDISTNET_CONFIGS, CDistNet, encode_targets
-from ocrsr_lib.reading import word_accuracy
-from ocrsr_lib.recognition import cdistnet_batch_loss, label_smoothed_cross_entropy
+from ocrsr_lib.runs.cdistnet import cdistnet_batch_loss, label_smoothed_cross_entropy
 from ocrsr_lib.train import TrainConfig
 
-FIXTURES = Path(__file__).parent / "fixtures" / "official"
+FIXTURES = OFFICIAL_REFERENCES
 
 
 @pytest.fixture(scope="module")

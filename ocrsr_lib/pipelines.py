@@ -1,0 +1,251 @@
+"""SR -> OCR pipelines: which trained runs make them, what they read, how well, and how they
+fare quantized. Table 1's five pipelines, Table 2's settings and the command line's
+`evaluate` all go through here; readings and evaluations are cached per trained runs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ocrsr_lib.config import Session
+from ocrsr_lib.data import first_items, scoring_splits, split_labels
+from ocrsr_lib.evaluation import IMAGE_SOURCES, accuracy_of, read_split, with_average
+from ocrsr_lib.metrics import evaluate_sr
+from ocrsr_lib.models.cdistnet import CDistNet
+from ocrsr_lib.quant.apply import QuantizedModel, quantize_model, weight_error
+from ocrsr_lib.quant.layers import PAPER_GROUPS, quantization_plan
+from ocrsr_lib.quant.size import ModelSize, theoretical_size
+from ocrsr_lib.runs import image_source, recipe_for, run_key, trained
+
+BEAM_SIZE = 10  # the paper configuration's beam width, used for every reported reading
+
+# Table 1's pipelines: row -> (the images CDistNet reads, the CDistNet recipe reading them)
+TABLE_1_PIPELINES: dict[str, tuple[str, str]] = {
+    "TBSRN + CDistNet (HR-fine-tuned)": ("tbsrn-text-focus", "finetune-hr"),
+    "TBSRN + CDistNet (SR-fine-tuned)": ("tbsrn-text-focus", "finetune-tbsrn-text-focus"),
+    "EDSR + CDistNet (HR-fine-tuned)": ("stn-edsr-text-focus", "finetune-hr"),
+    "EDSR + CDistNet (SR-fine-tuned)": ("stn-edsr-text-focus", "finetune-stn-edsr-text-focus"),
+    "bicubic + CDistNet (fine-tuned)": ("bicubic", "finetune-bicubic"),
+}
+
+
+class BeamReader(nn.Module):
+    """A CDistNet whose `.read` decodes with a fixed beam width (what `read_split` calls)."""
+
+    def __init__(self, model: CDistNet, beam_size: int) -> None:
+        super().__init__()
+        self.model, self.beam_size = model, beam_size
+
+    def read(self, images: torch.Tensor) -> list[str]:
+        return self.model.read(images, self.beam_size)
+
+
+def images_key(session: Session, images: str) -> str:
+    """An image source as a key part: "hr", "bicubic", "lr", or the SR run's key."""
+    return images if images in IMAGE_SOURCES else f"{images}-{run_key(session, images)}"
+
+
+def readings_parts(session: Session, name: str, images: str, beam_size: int) -> dict:
+    """What determines a reading: the reader's run, the images, the beam, the words scored."""
+    return {
+        "reader": run_key(session, name),
+        "images": images_key(session, images),
+        "beam": beam_size,
+        "test_words": session.profile.test_words,
+    }
+
+
+def readings_file(session: Session, name: str, images: str, beam_size: int = BEAM_SIZE) -> Path:
+    """Where `cdistnet_readings` caches its result."""
+    parts = readings_parts(session, name, images, beam_size)
+    return session.cache.file("tables", f"readings-{name}-{images}", parts)
+
+
+def cdistnet_readings(
+    session: Session, name: str, images: str, beam_size: int = BEAM_SIZE
+) -> dict[str, list[str]]:
+    """What CDistNet recipe `name` reads from `images` ("hr", "bicubic", "lr" or an SR recipe)
+    on each scored test split (`scoring_splits`), in split order; computed once, then cached."""
+
+    def compute() -> dict:
+        reader = BeamReader(trained(session, name).model.to(session.device), beam_size)
+        source = image_source(session, images)
+        return {
+            split: read_split(reader, data, source, session.device)[0]
+            for split, data in scoring_splits(session).items()
+        }
+
+    parts = readings_parts(session, name, images, beam_size)
+    return session.cache.get_or_compute("tables", f"readings-{name}-{images}", parts, compute)
+
+
+def pipeline_accuracy(session: Session, images: str, name: str) -> dict[str, float]:
+    """Word accuracy of CDistNet recipe `name` reading `images`, per test split and on average
+    (weighted by split size, as TextZoom averages)."""
+    test = scoring_splits(session)
+    readings = cdistnet_readings(session, name, images)
+    return with_average({s: accuracy_of(readings[s], split_labels(test[s])) for s in test}, test)
+
+
+def table_1(session: Session) -> dict[str, dict[str, float]]:
+    """The paper's Table 1 as this session measures it: every pipeline's accuracy per
+    difficulty and on average (trains and reads whatever is not cached yet).
+
+    Explained in chapter 4.
+    """
+    return {
+        row: pipeline_accuracy(session, images, name)
+        for row, (images, name) in TABLE_1_PIPELINES.items()
+    }
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The trained SR model and the CDistNet fine-tuned on its output (names of recipes)."""
+
+    sr: str = "stn-edsr-text-focus"
+    ocr: str = "finetune-stn-edsr-text-focus"
+
+
+EDSR_PIPELINE = Pipeline()
+TBSRN_PIPELINE = Pipeline("tbsrn-text-focus", "finetune-tbsrn-text-focus")
+PIPELINES = {"edsr": EDSR_PIPELINE, "tbsrn": TBSRN_PIPELINE}
+TARGETS = ("none", "sr", "ocr", "sr+ocr")
+
+
+@dataclass(frozen=True)
+class QuantSetting:
+    """Which model(s) of a pipeline to quantize and how; groups default to the paper's."""
+
+    target: str = "none"
+    bits: int = 8
+    method: str = "aciq-mix"
+    granularity: str = "channel"
+    bias_correction: bool = False
+    bit_allocation: bool = False
+    edges: str = "8bit"
+    sr_groups: tuple[str, ...] | None = None
+    ocr_groups: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ValueError(f"unknown target {self.target!r}; choose one of {TARGETS}")
+
+
+def sr_kind(session: Session, pipeline: Pipeline) -> str:
+    """ "stn-edsr" or "tbsrn": which of the paper's layer selections applies to the SR model."""
+    return recipe_for(session, pipeline.sr).model
+
+
+def quantize_target(
+    model: nn.Module, setting: QuantSetting, kind: str, groups: tuple[str, ...] | None
+) -> QuantizedModel:
+    """The model quantized by `setting` (an empty plan, i.e. unchanged, if not targeted)."""
+    targeted = setting.target == "sr+ocr" or setting.target == (
+        "ocr" if kind == "cdistnet" else "sr"
+    )
+    chosen = PAPER_GROUPS[kind] if groups is None else groups
+    plan = quantization_plan(model, chosen, setting.bits, setting.edges) if targeted else {}
+    return quantize_model(
+        model,
+        plan,
+        setting.method,
+        setting.granularity,
+        setting.bias_correction,
+        setting.bit_allocation,
+    )
+
+
+def pipeline_models(session: Session, pipeline: Pipeline) -> tuple[nn.Module, nn.Module]:
+    """The pipeline's trained (SR, OCR) models, unquantized."""
+    return trained(session, pipeline.sr).model, trained(session, pipeline.ocr).model
+
+
+def quantize_pipeline(
+    session: Session, setting: QuantSetting, pipeline: Pipeline, models: tuple[nn.Module, nn.Module]
+) -> tuple[QuantizedModel, QuantizedModel]:
+    """(SR, OCR) copies of the given models, each quantized if the setting targets it."""
+    sr_model, ocr_model = models
+    sr = quantize_target(sr_model, setting, sr_kind(session, pipeline), setting.sr_groups)
+    ocr = quantize_target(ocr_model, setting, "cdistnet", setting.ocr_groups)
+    return sr, ocr
+
+
+def quantized_pipeline(
+    session: Session, setting: QuantSetting, pipeline: Pipeline = EDSR_PIPELINE
+) -> tuple[QuantizedModel, QuantizedModel]:
+    """(SR, OCR) of the pipeline, each quantized if the setting targets it."""
+    return quantize_pipeline(session, setting, pipeline, pipeline_models(session, pipeline))
+
+
+def evaluation_parts(
+    session: Session, setting: QuantSetting, pipeline: Pipeline, beam: int, words: int | None
+) -> dict:
+    """What determines an evaluation: the setting, both runs, the beam, the words read."""
+    return {
+        "setting": asdict(setting),
+        "sr": run_key(session, pipeline.sr),
+        "ocr": run_key(session, pipeline.ocr),
+        "beam": beam,
+        "words": words,
+        "test_words": session.profile.test_words,
+    }
+
+
+def evaluation_file(
+    session: Session, setting: QuantSetting, pipeline: Pipeline, beam: int, words: int | None
+) -> Path:
+    """Where `evaluate_setting` caches its result."""
+    parts = evaluation_parts(session, setting, pipeline, beam, words)
+    return session.cache.file("tables", f"quantized-{pipeline.sr}", parts)
+
+
+def evaluate_setting(
+    session: Session,
+    setting: QuantSetting,
+    pipeline: Pipeline = EDSR_PIPELINE,
+    beam: int = 1,
+    words: int | None = None,
+) -> dict:
+    """PSNR, accuracy per difficulty and average, size (megabits and megabytes) and relative
+    weight error of the pipeline under `setting`; computed once, then read from the cache.
+
+    Explained in chapter 5.
+    """
+
+    def compute() -> dict:
+        models = pipeline_models(session, pipeline)
+        sr, ocr = quantize_pipeline(session, setting, pipeline, models)
+        test = {name: first_items(split, words) for name, split in scoring_splits(session).items()}
+        device = session.device
+        sr_model, ocr_model = sr.model.to(device).eval(), ocr.model.to(device).eval()
+        with torch.no_grad():
+            psnr = evaluate_sr(sr_model, test, device)["average"]["psnr"]
+            reader = BeamReader(ocr_model, beam)
+            accuracy = {
+                name: accuracy_of(*read_split(reader, split, sr_model, device))
+                for name, split in test.items()
+            }
+        size: ModelSize = sr.size() + ocr.size()
+        return {
+            "psnr": psnr,
+            "accuracy": with_average(accuracy, test),
+            "megabits": size.megabits,
+            "megabytes": size.megabytes,
+            "weight_error": {
+                "sr": weight_error(models[0], sr),
+                "ocr": weight_error(models[1], ocr),
+            },
+        }
+
+    parts = evaluation_parts(session, setting, pipeline, beam, words)
+    return session.cache.get_or_compute("tables", f"quantized-{pipeline.sr}", parts, compute)
+
+
+def float_size(session: Session, pipeline: Pipeline = EDSR_PIPELINE) -> ModelSize:
+    """The unquantized pipeline's size (every parameter at 32 bits)."""
+    sr_model, ocr_model = pipeline_models(session, pipeline)
+    return theoretical_size(sr_model) + theoretical_size(ocr_model)

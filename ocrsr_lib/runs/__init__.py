@@ -1,0 +1,52 @@
+"""Trained runs: every model the book and the command line train, by recipe name.
+
+`trained(session, name)` returns a `Run` for any recipe (SR models, the guide and judge,
+CDistNet pretraining and fine-tunes); the family modules hold only their recipe tables and
+hooks (`ocrsr_lib.runs.core.Family`)."""
+
+from ocrsr_lib.runs.cdistnet import CDISTNET_RECIPES, CDistNetRecipe, image_source
+from ocrsr_lib.runs.core import (
+    FAMILIES,
+    UNHASHED_TRAIN_FIELDS,
+    Run,
+    checkpoint_path,
+    family_of,
+    load_trained_weights,
+    recipe_for,
+    run_key,
+    trained,
+)
+from ocrsr_lib.runs.data import hold_out, text_train_and_validation
+from ocrsr_lib.runs.guide import (
+    RECOGNIZER_RECIPES,
+    RecognizerRecipe,
+    confusion_weights,
+    guide_confusions,
+    guide_weight_table,
+)
+from ocrsr_lib.runs.sr import SR_RECIPES, SRRecipe, loss_for
+
+__all__ = [
+    "CDISTNET_RECIPES",
+    "FAMILIES",
+    "RECOGNIZER_RECIPES",
+    "SR_RECIPES",
+    "UNHASHED_TRAIN_FIELDS",
+    "CDistNetRecipe",
+    "RecognizerRecipe",
+    "Run",
+    "SRRecipe",
+    "checkpoint_path",
+    "confusion_weights",
+    "family_of",
+    "guide_confusions",
+    "guide_weight_table",
+    "hold_out",
+    "image_source",
+    "load_trained_weights",
+    "loss_for",
+    "recipe_for",
+    "run_key",
+    "text_train_and_validation",
+    "trained",
+]

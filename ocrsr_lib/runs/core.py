@@ -1,0 +1,165 @@
+"""The one trained-run implementation: find a recipe by name, key it by pure data, then train
+it (resuming an interrupted run), read it back from the cache, or load the official file that
+replaces it.
+
+A recipe is a frozen dataclass with a `train` TrainConfig and a `start_from` (another recipe
+of the same family, or None). A `Family` (SR models, the guide and judge, CDistNet) holds the
+recipe tables of every profile and the hooks that differ between families: what model to
+build, what else its weights depend on, and how to fit it. Everything else is here, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from ocrsr_lib.cache import short_hash
+from ocrsr_lib.checkpoints import load_checkpoint, load_state_dict_strict
+from ocrsr_lib.config import OFFICIAL_RUNS, Session
+from ocrsr_lib.models import load_official
+from ocrsr_lib.train import TrainConfig, TrainResult
+
+
+class Recipe(Protocol):
+    """What every recipe has: its training settings and the run it starts from."""
+
+    train: TrainConfig
+    start_from: str | None
+
+
+@dataclass
+class Run:
+    """A trained model (eval mode), its training history, its checkpoint file and its key."""
+
+    name: str
+    model: nn.Module
+    result: TrainResult
+    checkpoint: Path
+    key: str
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family's recipes and the hooks in which families differ.
+
+    `build(recipe)` makes the fresh model; `key_parts(session, recipe)` names what else
+    determines the weights (the data's identity, runs it depends on, by their keys; pure);
+    `fit(session, recipe, model, checkpoint)` trains or resumes it; `load_start(model, start)`
+    copies a starting run's weights in."""
+
+    prefix: str  # checkpoint files are named <prefix>-<recipe>-<key>.pt
+    recipes: Mapping[str, Mapping[str, Any]]  # recipe table name -> recipe name -> recipe
+    build: Callable[[Any], nn.Module]
+    key_parts: Callable[[Session, Any], dict]
+    fit: Callable[[Session, Any, nn.Module, Path], TrainResult]
+    load_start: Callable[[nn.Module, Run], None] = lambda model, start: load_state_dict_strict(
+        model, start.model.state_dict(), f"start {start.name}"
+    )
+
+
+FAMILIES: list[Family] = []  # filled by the family modules of `ocrsr_lib.runs`
+
+# TrainConfig fields that do not change the weights and joined TrainConfig after caches were
+# named: left out of the keys so that existing trained runs keep their names
+UNHASHED_TRAIN_FIELDS = ("compile",)
+
+
+def register_family(family: Family) -> Family:
+    """Make a family's recipes reachable by `trained` (recipe names are unique overall)."""
+    FAMILIES.append(family)
+    return family
+
+
+def family_of(session: Session, name: str) -> Family:
+    """The family whose table for the session's profile has a recipe called `name`."""
+    table = session.profile.recipe_table
+    for family in FAMILIES:
+        if name in family.recipes[table]:
+            return family
+    known = [recipe for family in FAMILIES for recipe in family.recipes[table]]
+    raise KeyError(f"no recipe {name!r} in profile {session.profile.name!r}; known: {known}")
+
+
+def recipe_for(session: Session, name: str) -> Any:
+    """Recipe `name` of the session profile's table, its training cut to the profile's budget
+    and with the session's training overrides (batch size, bf16, ...)."""
+    recipe = family_of(session, name).recipes[session.profile.recipe_table][name]
+    train = replace(recipe.train.scaled(session.profile.budget), **session.train_overrides)
+    return replace(recipe, train=train)
+
+
+def recipe_fields(recipe: object) -> dict:
+    """A recipe as a dict for its key, without UNHASHED_TRAIN_FIELDS."""
+    fields = asdict(recipe)
+    for name in UNHASHED_TRAIN_FIELDS:
+        fields["train"].pop(name, None)
+    return fields
+
+
+def official_key(session: Session, name: str) -> str | None:
+    """For a recipe replaced by an official file: a short hash naming that file (its path, size
+    and modification time); None for a recipe that is trained."""
+    path = session.official.get(name)
+    if path is None:
+        return None
+    stat = path.stat()
+    return short_hash(
+        {"official": str(path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime_ns}
+    )
+
+
+def key_parts(session: Session, name: str) -> dict:
+    """Everything that determines the recipe's weights, as pure data (no data is read)."""
+    official = official_key(session, name)
+    if official:
+        return {"official": official}
+    recipe = recipe_for(session, name)
+    return {
+        "recipe": recipe_fields(recipe),
+        "start": run_key(session, recipe.start_from) if recipe.start_from else None,
+        **family_of(session, name).key_parts(session, recipe),
+    }
+
+
+def run_key(session: Session, name: str) -> str:
+    """A short hash of everything that determines the recipe's weights."""
+    return official_key(session, name) or short_hash(key_parts(session, name))
+
+
+def checkpoint_path(session: Session, name: str) -> Path:
+    """Where the recipe's training checkpoint lives in the session's cache."""
+    prefix = family_of(session, name).prefix
+    return session.cache.file("checkpoints", f"{prefix}-{name}", key_parts(session, name))
+
+
+def trained(session: Session, name: str) -> Run:
+    """The recipe's model: read from the cache, trained now (resuming an interrupted run,
+    training what it starts from first), or the official checkpoint the session names.
+
+    Explained in chapter 2.
+    """
+    if name in session.official:
+        model = load_official(OFFICIAL_RUNS[name], session.official[name]).eval()
+        key = run_key(session, name)
+        return Run(name, model, TrainResult(steps=0), session.official[name], key)
+    family, recipe = family_of(session, name), recipe_for(session, name)
+    path = checkpoint_path(session, name)
+    torch.manual_seed(recipe.train.seed)  # the same initial weights whatever ran before
+    model = family.build(recipe)
+    if recipe.start_from and not path.exists():
+        family.load_start(model, trained(session, recipe.start_from))
+    result = family.fit(session, recipe, model, path)
+    model.eval()
+    return Run(name, model, result, path, run_key(session, name))
+
+
+def load_trained_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load the model weights of a training checkpoint written by `ocrsr_lib.train`."""
+    checkpoint = load_checkpoint(path)
+    load_state_dict_strict(model, checkpoint["model"], f"checkpoint {path}")
+    return model.eval()

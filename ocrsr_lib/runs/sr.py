@@ -1,0 +1,190 @@
+"""SR runs: EDSR, the paper's STN + EDSR and TBSRN, trained with MSE or the text-focus loss
+(and its ablations), on text or on non-text images; one recipe table per profile."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from torch import nn
+from torch.utils.data import Dataset
+
+from ocrsr_lib.checkpoints import load_state_dict_strict
+from ocrsr_lib.config import Session
+from ocrsr_lib.data.natural import NaturalImagePairs
+from ocrsr_lib.losses import TextFocusLoss, TextFocusWeights
+from ocrsr_lib.models import RectifiedSR, create_model, model_sizes
+from ocrsr_lib.runs.core import Family, Run, register_family, run_key, trained
+from ocrsr_lib.runs.data import VALIDATION_PAIRS, text_fingerprint, text_train_and_validation
+from ocrsr_lib.runs.guide import guide_weight_table
+from ocrsr_lib.train import LossFunction, TrainConfig, TrainResult, l1_loss, mse_loss, train_sr
+
+SR_MODELS = ("edsr", "stn-edsr", "tbsrn")
+LOSSES: dict[str, LossFunction] = {"mse": mse_loss, "l1": l1_loss}
+# losses that need the guiding recognizer: the text-focus loss and its ablations
+TEXT_FOCUS_TERMS: dict[str, TextFocusWeights] = {
+    "mse+position": TextFocusWeights(content=0.0),
+    "mse+content": TextFocusWeights(position=0.0),
+    "text-focus": TextFocusWeights(),
+}
+DATA = ("text", "natural")
+
+
+@dataclass(frozen=True)
+class SRRecipe:
+    """How one SR model is made: architecture and size, loss, data, settings, starting point."""
+
+    model: str  # one of SR_MODELS
+    size: str  # a size of that model (`ocrsr_lib.models.model_sizes`)
+    loss: str  # a key of LOSSES or TEXT_FOCUS_TERMS
+    train: TrainConfig
+    data: str = "text"  # "text": the session's TextZoom train split; "natural": non-text
+    natural_pairs: int = 4000  # size of the non-text set when data == "natural"
+    start_from: str | None = None  # the recipe whose trained weights start this one
+    guide: str = "guide"  # the recognizer recipe that guides a text-focus loss
+    confusion_strength: float = 1.0  # weight table 1 + strength * confusion rate
+    loss_scale: float = 1.0  # the official text-focus loop multiplies the loss by 100
+
+    def __post_init__(self) -> None:
+        if self.model not in SR_MODELS:
+            raise ValueError(f"unknown SR model {self.model!r}; choose one of {SR_MODELS}")
+        sizes = model_sizes(self.model)
+        if self.size not in sizes:
+            raise ValueError(f"unknown {self.model} size {self.size!r}; choose from {list(sizes)}")
+        if self.loss not in LOSSES and self.loss not in TEXT_FOCUS_TERMS:
+            known = sorted([*LOSSES, *TEXT_FOCUS_TERMS])
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {known}")
+        if self.data not in DATA:
+            raise ValueError(f"unknown data {self.data!r}; choose one of {DATA}")
+
+    @property
+    def guided(self) -> bool:
+        """Whether the loss needs the guiding recognizer (text-focus and its ablations)."""
+        return self.loss in TEXT_FOCUS_TERMS
+
+
+def _demo_recipes() -> dict[str, SRRecipe]:
+    # short CPU runs: warm-up and cosine decay get far more out of a few hundred steps
+    text = TrainConfig(
+        steps=400,
+        batch_size=16,
+        learning_rate=1e-3,
+        schedule="cosine",
+        warmup_steps=20,
+        validate_every=100,
+    )
+    natural = replace(text, steps=300)
+    tbsrn = replace(text, steps=2400, batch_size=4)  # converges slowly: many small steps
+    return {
+        "edsr-natural": SRRecipe("edsr", "demo", "mse", natural, data="natural"),
+        "stn-edsr": SRRecipe("stn-edsr", "demo", "mse", text, start_from="edsr-natural"),
+        "edsr": SRRecipe("edsr", "demo", "mse", text, start_from="edsr-natural"),
+        "stn-edsr-scratch": SRRecipe("stn-edsr", "demo", "mse", text),
+        "tbsrn": SRRecipe("tbsrn", "demo", "mse", tbsrn),
+        **_demo_text_focus_recipes(),
+    }
+
+
+def _demo_text_focus_recipes() -> dict[str, SRRecipe]:
+    # chapter 3's ablation: every loss fine-tunes chapter 2's MSE-trained model for the same
+    # number of steps (MSE included, so the comparison is at equal budget)
+    fine_tune = TrainConfig(
+        steps=200,
+        batch_size=16,
+        learning_rate=2e-4,
+        schedule="cosine",
+        warmup_steps=10,
+        validate_every=100,
+    )
+    recipes = {
+        f"stn-edsr-{loss}": SRRecipe("stn-edsr", "demo", loss, fine_tune, start_from="stn-edsr")
+        for loss in ("mse", "mse+position", "mse+content", "text-focus")
+    }
+    tbsrn = replace(fine_tune, steps=400, batch_size=8)  # the same 3200 images
+    recipes["tbsrn-text-focus"] = SRRecipe("tbsrn", "demo", "text-focus", tbsrn, start_from="tbsrn")
+    return recipes
+
+
+def _paper_recipes() -> dict[str, SRRecipe]:
+    # TBSRN's public training settings: Adam 1e-4, betas (0.5, 0.999), batch 16, 500 epochs
+    text = TrainConfig(epochs=500, batch_size=16, learning_rate=1e-4, validate_every=2000)
+    natural = replace(text, epochs=100)
+    focus = replace(text, gradient_clip=0.25)
+    return {
+        "edsr-natural": SRRecipe("edsr", "paper", "mse", natural, "natural", natural_pairs=17367),
+        "stn-edsr": SRRecipe("stn-edsr", "paper", "mse", text, start_from="edsr-natural"),
+        "edsr": SRRecipe("edsr", "paper", "mse", text, start_from="edsr-natural"),
+        "stn-edsr-scratch": SRRecipe("stn-edsr", "paper", "mse", text),
+        "tbsrn": SRRecipe("tbsrn", "paper", "mse", text),
+        # the paper's SR model: general EDSR + STN trained with the text-focus loss, with the
+        # official loop's x100 loss scale and gradient clipping at 0.25
+        "stn-edsr-text-focus": SRRecipe(
+            "stn-edsr", "paper", "text-focus", focus, start_from="edsr-natural", loss_scale=100.0
+        ),
+        "tbsrn-text-focus": SRRecipe("tbsrn", "paper", "text-focus", focus, loss_scale=100.0),
+    }
+
+
+SR_RECIPES: dict[str, dict[str, SRRecipe]] = {"demo": _demo_recipes(), "paper": _paper_recipes()}
+
+
+def build(recipe: SRRecipe) -> nn.Module:
+    """The recipe's fresh model (the STN rectifies at evaluation too only when asked)."""
+    return create_model(recipe.model, recipe.size)
+
+
+def recipe_data(session: Session, recipe: SRRecipe) -> tuple[Dataset, dict[str, Dataset]]:
+    """Training data and validation splits; text validation is held out of the train split."""
+    if recipe.data == "natural":
+        train = NaturalImagePairs(recipe.natural_pairs, seed=session.seed)
+        validation = NaturalImagePairs(VALIDATION_PAIRS, seed=session.seed + 1)
+        return train, {"natural-validation": validation}
+    train, validation = text_train_and_validation(session)
+    return train, {"validation": validation}
+
+
+def key_parts(session: Session, recipe: SRRecipe) -> dict:
+    """The training data's identity and, for a text-focus loss, the guide's key."""
+    if recipe.data == "natural":
+        data = f"natural:{recipe.natural_pairs}:{session.seed}"
+    else:
+        data = text_fingerprint(session)
+    return {"data": data, "guide": run_key(session, recipe.guide) if recipe.guided else None}
+
+
+def loss_for(session: Session, recipe: SRRecipe) -> LossFunction:
+    """The recipe's loss; text-focus losses get the trained guide and its confusion weights."""
+    if not recipe.guided:
+        return LOSSES[recipe.loss]
+    guide = trained(session, recipe.guide).model
+    table = guide_weight_table(session, recipe.guide, recipe.confusion_strength)
+    weights = replace(TEXT_FOCUS_TERMS[recipe.loss], scale=recipe.loss_scale)
+    return TextFocusLoss(copy.deepcopy(guide), table, weights).to(session.device)
+
+
+def fit(session: Session, recipe: SRRecipe, model: nn.Module, checkpoint: Path) -> TrainResult:
+    """Train (or resume, or read back) the SR model on its data with its loss."""
+    train, validation = recipe_data(session, recipe)
+    return train_sr(
+        model,
+        train,
+        loss_for(session, recipe),
+        recipe.train,
+        checkpoint_path=checkpoint,
+        validation=validation,
+        device=session.device,
+    )
+
+
+def load_start(model: nn.Module, start: Run) -> None:
+    """Copy a starting model's weights in: all of them, or the SR part behind an STN."""
+    target = (
+        model.sr
+        if isinstance(model, RectifiedSR) and not isinstance(start.model, RectifiedSR)
+        else model
+    )
+    load_state_dict_strict(target, start.model.state_dict(), f"start {start.name}")
+
+
+SR_FAMILY = register_family(Family("sr", SR_RECIPES, build, key_parts, fit, load_start))

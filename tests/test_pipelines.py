@@ -1,0 +1,117 @@
+"""SR -> OCR pipelines on tiny trained models: cached readings, Table 1, and quantized pipelines
+measured like Table 2."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from ocrsr_lib import pipelines
+from ocrsr_lib.data import normalize_label, scoring_splits, session_splits, split_labels
+from ocrsr_lib.pipelines import (
+    Pipeline,
+    QuantSetting,
+    evaluate_setting,
+    evaluation_file,
+    float_size,
+    quantized_pipeline,
+)
+from ocrsr_lib.runs import CDISTNET_RECIPES, SR_RECIPES
+
+TINY = Pipeline(sr="stn-edsr", ocr="finetune-stn-edsr")
+
+
+def test_settings_quantize_only_their_target(tiny_cdistnet):
+    session = tiny_cdistnet
+    none_sr, none_ocr = quantized_pipeline(session, QuantSetting("none"), TINY)
+    assert none_sr.weights == {} and none_ocr.weights == {}
+    sr, ocr = quantized_pipeline(session, QuantSetting("sr", 4), TINY)
+    assert sr.weights and ocr.weights == {}
+    sr, ocr = quantized_pipeline(session, QuantSetting("sr+ocr", 2, "minmax"), TINY)
+    assert sr.weights and set(ocr.plan.values()) == {2}  # its edges are not chosen layers
+    groups = QuantSetting("ocr", 3, ocr_groups=("fusion",))
+    assert list(quantized_pipeline(session, groups, TINY)[1].plan) == [
+        "mdcdp.dynamic_shared_fusion.w_att.weight"
+    ]
+
+
+def test_evaluation_reports_table_2_columns_and_is_cached(tiny_cdistnet):
+    session = tiny_cdistnet
+    full = evaluate_setting(session, QuantSetting("none"), TINY)
+    assert set(full["accuracy"]) == {"easy", "medium", "hard", "average"}
+    assert full["megabits"] == pytest.approx(float_size(session, TINY).megabits)
+    assert full["weight_error"] == {"sr": 0.0, "ocr": 0.0}
+    low = evaluate_setting(session, QuantSetting("sr+ocr", 2, "minmax"), TINY, words=2)
+    assert low["megabits"] < full["megabits"] and low["megabytes"] == low["megabits"] / 8
+    assert 0 < low["weight_error"]["sr"] and 0 < low["weight_error"]["ocr"]
+    path = evaluation_file(session, QuantSetting("sr+ocr", 2, "minmax"), TINY, 1, 2)
+    assert path.is_file()
+    assert evaluate_setting(session, QuantSetting("sr+ocr", 2, "minmax"), TINY, words=2) == low
+
+
+def test_an_unknown_target_is_refused():
+    with pytest.raises(ValueError, match="unknown target 'both'"):
+        QuantSetting("both")
+
+
+def test_readings_are_cached_per_model_images_and_beam_and_scored_per_split(tiny_cdistnet):
+    session = tiny_cdistnet
+    readings = pipelines.cdistnet_readings(session, "finetune-stn-edsr", "stn-edsr", 2)
+    splits = session_splits(session)
+    assert {split: len(words) for split, words in readings.items()} == {
+        name: len(splits[name]) for name in ("easy", "medium", "hard")
+    }
+    path = pipelines.readings_file(session, "finetune-stn-edsr", "stn-edsr", 2)
+    assert path.is_file() and "stn-edsr" in path.name
+    torch.save({"easy": ["x"]}, path)  # the cache is read, not recomputed
+    assert pipelines.cdistnet_readings(session, "finetune-stn-edsr", "stn-edsr", 2) == {
+        "easy": ["x"]
+    }
+    assert pipelines.readings_file(session, "finetune-hr", "hr", 2) != path
+    assert pipelines.readings_file(session, "finetune-stn-edsr", "stn-edsr", 1) != path
+
+
+def test_pipeline_accuracy_scores_the_cached_readings(tiny_cdistnet, monkeypatch):
+    session = tiny_cdistnet
+    splits = session_splits(session)
+    labels = {name: split_labels(splits[name]) for name in ("easy", "medium", "hard")}
+    readings = {name: [normalize_label(label) for label in words] for name, words in labels.items()}
+    readings["hard"][0] = "wrong"
+    monkeypatch.setattr(pipelines, "cdistnet_readings", lambda *args: readings)
+    row = pipelines.pipeline_accuracy(session, "hr", "finetune-hr")
+    assert row["easy"] == row["medium"] == 1.0
+    assert row["hard"] == 1 - 1 / len(labels["hard"])
+    assert row["average"] == pytest.approx(1 - 1 / sum(map(len, labels.values())))
+
+
+def test_table_1_reads_each_pipeline_once_with_its_own_cdistnet(tiny_cdistnet, monkeypatch):
+    calls = []
+
+    def accuracy(session, images, name):
+        calls.append((images, name))
+        return {"average": len(calls) / 10}
+
+    monkeypatch.setattr(pipelines, "pipeline_accuracy", accuracy)
+    table = pipelines.table_1(tiny_cdistnet)
+    assert list(table) == list(pipelines.TABLE_1_PIPELINES)
+    assert calls == list(pipelines.TABLE_1_PIPELINES.values())
+    assert table["bicubic + CDistNet (fine-tuned)"] == {"average": 0.5}
+
+
+def test_table_1_pipelines_name_existing_recipes():
+    for images, name in pipelines.TABLE_1_PIPELINES.values():
+        assert name in CDISTNET_RECIPES["demo"]
+        assert images in ("bicubic", "hr") or images in SR_RECIPES["demo"]
+    for pipeline in pipelines.PIPELINES.values():
+        assert pipeline.sr in SR_RECIPES["demo"] and pipeline.ocr in CDISTNET_RECIPES["demo"]
+
+
+def test_a_profile_with_fewer_test_words_scores_only_those(tiny_cdistnet):
+    session = replace(tiny_cdistnet, profile=replace(tiny_cdistnet.profile, test_words=2))
+    test = scoring_splits(session)
+    assert [len(split) for split in test.values()] == [2, 2, 2]
+    assert split_labels(test["easy"]) == split_labels(session_splits(session)["easy"])[:2]
+    readings = pipelines.cdistnet_readings(session, "finetune-hr", "hr", 1)
+    assert [len(words) for words in readings.values()] == [2, 2, 2]
+    full = pipelines.readings_file(tiny_cdistnet, "finetune-hr", "hr", 1)
+    assert pipelines.readings_file(session, "finetune-hr", "hr", 1) != full
