@@ -103,8 +103,8 @@ def select_device(requested: str | None = None) -> torch.device:
     return device
 
 
-# recipes whose run an official checkpoint can replace, and the converter that reads the file
-# (`ocrsr_lib.checkpoints.load_official`): the general EDSR (EDSR-PyTorch or CAR), TBSRN
+# recipes whose run an official checkpoint can replace, and the kind of converter that reads the
+# file (`ocrsr_lib.models.load_official`): the general EDSR (EDSR-PyTorch files), TBSRN
 # trained with its text-focus loss, TBSRN's guiding recognizer, the pretrained CDistNet
 OFFICIAL_RUNS = {
     "edsr-natural": "edsr",

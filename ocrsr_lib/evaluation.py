@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ocrsr_lib.data.labels import normalize_label
+from ocrsr_lib.labels import normalize_label
 from ocrsr_lib.models import Bicubic
 
 IMAGE_SOURCES = ("hr", "lr", "bicubic")

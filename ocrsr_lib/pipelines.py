@@ -1,6 +1,9 @@
-"""SR -> OCR pipelines: which trained runs make them, what they read, how well, and how they
-fare quantized. Table 1's five pipelines, Table 2's settings and the command line's
-`evaluate` all go through here; readings and evaluations are cached per trained runs."""
+"""SR -> OCR pipelines: which trained runs make them, what their CDistNet reads (beam search,
+`BeamReader`) and how well, and how they fare quantized (`QuantSetting`: PSNR, accuracy and
+size of the pipeline with its SR model, its CDistNet or both quantized). Table 1's five
+pipelines, Table 2's rows, the quantization explorer and the command line's `evaluate` and
+`quantize` all go through here; readings and evaluations are cached under the keys of the
+trained runs they use, so a retrained model is never scored from a stale file."""
 
 from __future__ import annotations
 
@@ -48,20 +51,23 @@ def images_key(session: Session, images: str) -> str:
     return images if images in IMAGE_SOURCES else f"{images}-{run_key(session, images)}"
 
 
-def readings_parts(session: Session, name: str, images: str, beam_size: int) -> dict:
-    """What determines a reading: the reader's run, the images, the beam, the words scored."""
-    return {
+def readings_artifact(
+    session: Session, name: str, images: str, beam_size: int
+) -> tuple[str, str, dict]:
+    """(kind, name, key parts) of cached readings: the reader's run, the images, the beam and
+    the words scored determine them."""
+    parts = {
         "reader": run_key(session, name),
         "images": images_key(session, images),
         "beam": beam_size,
         "test_words": session.profile.test_words,
     }
+    return "tables", f"readings-{name}-{images}", parts
 
 
 def readings_file(session: Session, name: str, images: str, beam_size: int = BEAM_SIZE) -> Path:
     """Where `cdistnet_readings` caches its result."""
-    parts = readings_parts(session, name, images, beam_size)
-    return session.cache.file("tables", f"readings-{name}-{images}", parts)
+    return session.cache.file(*readings_artifact(session, name, images, beam_size))
 
 
 def cdistnet_readings(
@@ -78,8 +84,8 @@ def cdistnet_readings(
             for split, data in scoring_splits(session).items()
         }
 
-    parts = readings_parts(session, name, images, beam_size)
-    return session.cache.get_or_compute("tables", f"readings-{name}-{images}", parts, compute)
+    artifact = readings_artifact(session, name, images, beam_size)
+    return session.cache.get_or_compute(*artifact, compute)
 
 
 def pipeline_accuracy(session: Session, images: str, name: str) -> dict[str, float]:
@@ -181,11 +187,12 @@ def quantized_pipeline(
     return quantize_pipeline(session, setting, pipeline, pipeline_models(session, pipeline))
 
 
-def evaluation_parts(
+def evaluation_artifact(
     session: Session, setting: QuantSetting, pipeline: Pipeline, beam: int, words: int | None
-) -> dict:
-    """What determines an evaluation: the setting, both runs, the beam, the words read."""
-    return {
+) -> tuple[str, str, dict]:
+    """(kind, name, key parts) of a cached evaluation: the setting, both runs, the beam and the
+    words read determine it."""
+    parts = {
         "setting": asdict(setting),
         "sr": run_key(session, pipeline.sr),
         "ocr": run_key(session, pipeline.ocr),
@@ -193,14 +200,14 @@ def evaluation_parts(
         "words": words,
         "test_words": session.profile.test_words,
     }
+    return "tables", f"quantized-{pipeline.sr}", parts
 
 
 def evaluation_file(
     session: Session, setting: QuantSetting, pipeline: Pipeline, beam: int, words: int | None
 ) -> Path:
     """Where `evaluate_setting` caches its result."""
-    parts = evaluation_parts(session, setting, pipeline, beam, words)
-    return session.cache.file("tables", f"quantized-{pipeline.sr}", parts)
+    return session.cache.file(*evaluation_artifact(session, setting, pipeline, beam, words))
 
 
 def evaluate_setting(
@@ -241,8 +248,8 @@ def evaluate_setting(
             },
         }
 
-    parts = evaluation_parts(session, setting, pipeline, beam, words)
-    return session.cache.get_or_compute("tables", f"quantized-{pipeline.sr}", parts, compute)
+    artifact = evaluation_artifact(session, setting, pipeline, beam, words)
+    return session.cache.get_or_compute(*artifact, compute)
 
 
 def float_size(session: Session, pipeline: Pipeline = EDSR_PIPELINE) -> ModelSize:

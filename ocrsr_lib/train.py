@@ -1,4 +1,5 @@
-"""Training loop for SR models: pluggable loss, Adam, clipping, validation, exact resume.
+"""The training loop of every model (SR models, the guide and judge, CDistNet): a pluggable
+batch loss whose named terms are logged, Adam, clipping, validation, exact resume.
 
 The data order is a pure function of (seed, epoch), and checkpoints hold the model, optimizer,
 step, history and every RNG state, so a run that is killed and resumed ends with the same

@@ -10,6 +10,7 @@ from conftest import random_image
 
 from ocrsr_lib.cli import main
 from ocrsr_lib.data import write_textzoom_lmdb
+from ocrsr_lib.models import OFFICIAL_REFERENCES
 
 
 def test_data_command_lists_a_real_textzoom_root(tmp_path, monkeypatch, capsys):
@@ -127,7 +128,7 @@ def test_out_of_memory_names_the_batch_size(monkeypatch, capsys):
     assert "out of GPU memory with batch size 512" in error and "--batch-size" in error
 
 
-OFFICIAL = Path(__file__).parent / "fixtures" / "official"
+OFFICIAL = OFFICIAL_REFERENCES
 
 
 def test_an_official_edsr_replaces_the_natural_image_pretraining(tiny_recipes, monkeypatch, capsys):

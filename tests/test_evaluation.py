@@ -8,8 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ocrsr_lib import evaluation, runs
-from ocrsr_lib.config import setup
+from ocrsr_lib import evaluation
 from ocrsr_lib.data import normalize_label
 from ocrsr_lib.evaluation import accuracy_table, images_for_reading, word_accuracy
 from ocrsr_lib.losses import SYMBOLS
@@ -21,13 +20,10 @@ from ocrsr_lib.models.guide import (
     to_recognizer_input,
 )
 from ocrsr_lib.runs.guide import (
-    RECOGNIZER_RECIPES,
-    RecognizerRecipe,
     confusion_weights,
     recognizer_batch_loss,
 )
 from ocrsr_lib.tables import format_accuracy
-from ocrsr_lib.train import TrainConfig
 
 
 def tiny_words(count: int = 8) -> list[tuple[torch.Tensor, torch.Tensor, str]]:
@@ -109,25 +105,6 @@ def test_confusion_weights_count_every_character_and_end_token():
     assert counts.shape == (SYMBOLS, SYMBOLS) and counts.sum().item() == characters
     assert torch.equal(table.diagonal(), torch.ones(SYMBOLS))
     assert table.min() >= 1.0 and table.max() <= 3.0
-
-
-def test_trained_recognizer_is_cached_and_validated(tiny_recipes, monkeypatch):
-    session = setup("demo", device="cpu", textzoom=tiny_recipes, verbose=False)
-    tiny = TrainConfig(steps=3, batch_size=4, learning_rate=1e-3)
-    demo = {"guide": RecognizerRecipe("demo", tiny)}
-    monkeypatch.setitem(RECOGNIZER_RECIPES, "demo", demo)
-    first = runs.trained(session, "guide")
-    assert first.checkpoint.is_file() and not first.model.training
-    accuracy = first.result.validations[-1]["validation"]["accuracy"]
-    assert 0.0 <= accuracy <= 1.0
-    again = runs.trained(session, "guide")
-    assert again.result.resumed_from == 3
-    for a, b in zip(
-        first.model.state_dict().values(), again.model.state_dict().values(), strict=True
-    ):
-        assert torch.equal(a, b)
-    with pytest.raises(ValueError, match="unknown recognizer size 'huge'"):
-        RecognizerRecipe("huge", tiny)
 
 
 def test_attention_maps_are_per_character_distributions_on_the_feature_grid():

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ocrsr_lib.checkpoints import CheckpointError
-from ocrsr_lib.data.labels import GUIDE_CHARSET
+from ocrsr_lib.labels import GUIDE_CHARSET
 from ocrsr_lib.models import OFFICIAL_REFERENCES, load_official, parameter_count
 from ocrsr_lib.models.converting import strip_prefix
 from ocrsr_lib.models.guide import (

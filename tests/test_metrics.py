@@ -1,4 +1,4 @@
-"""Image metrics."""
+"""Image metrics, and their plain-text tables (`ocrsr_lib.tables`)."""
 
 import math
 

@@ -27,7 +27,7 @@ from ocrsr_lib.models import (
     register_model,
 )
 
-# how each model was built before the registry (recipes.build_sr_model and the chapters)
+# how each model was built before the registry: by calling its class directly
 DIRECT_BUILDS = {
     "edsr": EDSR,
     "stn-edsr": lambda config: RectifiedSR(EDSR(config)),

@@ -217,3 +217,22 @@ def test_scene_text_pretraining_reads_the_given_lmdbs_and_names_what_is_missing(
 def test_create_model_builds_what_the_recipes_name():
     for recipe in sr.SR_RECIPES["paper"].values():
         assert type(sr.build(recipe)) is type(create_model(recipe.model, recipe.size))
+
+
+def test_a_trained_guide_is_cached_and_validated(tiny_recipes, monkeypatch):
+    session = setup("demo", device="cpu", textzoom=tiny_recipes, verbose=False)
+    tiny = TrainConfig(steps=3, batch_size=4, learning_rate=1e-3)
+    demo = {"guide": guide.RecognizerRecipe("demo", tiny)}
+    monkeypatch.setitem(guide.RECOGNIZER_RECIPES, "demo", demo)
+    first = runs.trained(session, "guide")
+    assert first.checkpoint.is_file() and not first.model.training
+    accuracy = first.result.validations[-1]["validation"]["accuracy"]
+    assert 0.0 <= accuracy <= 1.0
+    again = runs.trained(session, "guide")
+    assert again.result.resumed_from == 3
+    for a, b in zip(
+        first.model.state_dict().values(), again.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="unknown recognizer size 'huge'"):
+        guide.RecognizerRecipe("huge", tiny)

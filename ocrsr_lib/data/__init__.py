@@ -7,13 +7,6 @@ from pathlib import Path
 from torch.utils.data import Dataset, Subset
 
 from ocrsr_lib.config import Session
-from ocrsr_lib.data.labels import (
-    CDISTNET_CHARSET,
-    CDISTNET_MAX_LABEL_LENGTH,
-    GUIDE_CHARSET,
-    Charset,
-    normalize_label,
-)
 from ocrsr_lib.data.synth import ensure_synthetic_textzoom, synthetic_textzoom_root
 from ocrsr_lib.data.textzoom import (
     HR_SIZE,
@@ -26,6 +19,13 @@ from ocrsr_lib.data.textzoom import (
     load_textzoom,
     split_labels,
     write_textzoom_lmdb,
+)
+from ocrsr_lib.labels import (
+    CDISTNET_CHARSET,
+    CDISTNET_MAX_LABEL_LENGTH,
+    GUIDE_CHARSET,
+    Charset,
+    normalize_label,
 )
 
 __all__ = [

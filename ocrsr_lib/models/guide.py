@@ -3,9 +3,11 @@ transformer decoder layer).
 
 It reads 1x32x128 grayscale crops over the 37 symbols `-0123456789abcdefghijklmnopqrstuvwxyz`
 ('-' starts and ends a word). The text-focus loss runs it with teacher forcing on SR and HR
-images and compares the decoder's cross-attention maps and the logits. Module and tensor names
-follow the official code, so its `pretrain_transformer.pth` loads with
-`load_official("tbsrn-recognizer", path)`. Registered as model "guide".
+images and compares the decoder's cross-attention maps and the logits; `attention_maps` shows
+those maps per character (heads averaged, on the encoder's feature grid), and `read` decodes
+greedily. Module and tensor names follow the official code, so its `pretrain_transformer.pth`
+loads with `load_official("tbsrn-recognizer", path)`. Registered as model "guide" and as the
+official kind "tbsrn-recognizer".
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ocrsr_lib.checkpoints import CheckpointError, load_state_dict_strict, shape_of
-from ocrsr_lib.data.labels import GUIDE_CHARSET
+from ocrsr_lib.labels import GUIDE_CHARSET
 from ocrsr_lib.models.converting import (
     StateDict,
     read_plain_state_dict,

@@ -48,7 +48,8 @@ def set_stn_at_eval(model: nn.Module, enabled: bool) -> nn.Module:
 
 
 def build_stn_edsr(config: EDSRConfig, stn_at_eval: bool = False) -> RectifiedSR:
-    """A fresh EDSR of this size behind a fresh STN (built in that order, as recipes always did)."""
+    """A fresh EDSR of this size behind a fresh STN, built in that order (which, under a fixed
+    seed, decides the initial weights of both)."""
     return RectifiedSR(EDSR(config), stn_at_eval=stn_at_eval)
 
 

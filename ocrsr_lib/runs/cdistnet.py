@@ -1,7 +1,11 @@
 """CDistNet runs: pretraining on HR words (the paper profile: MJSynth + SynthText), then the
 paper's second stage, fine-tuning on the images a pipeline will feed it (HR, bicubic, or an SR
 recipe's output, the SR model fixed). A fine-tune's key includes the SR run whose images it
-reads, so a retrained SR model never meets a stale reader."""
+reads, so a retrained SR model never meets a stale reader.
+
+Also CDistNet's training loss: the official label-smoothed cross-entropy
+(`label_smoothed_cross_entropy`) of the network reading a batch's chosen images
+(`cdistnet_batch_loss`, with optional augmentation)."""
 
 from __future__ import annotations
 

@@ -53,8 +53,8 @@ class Family:
     copies a starting run's weights in."""
 
     prefix: str  # checkpoint files are named <prefix>-<recipe>-<key>.pt
-    recipes: Mapping[str, Mapping[str, Any]]  # recipe table name -> recipe name -> recipe
-    build: Callable[[Any], nn.Module]
+    recipes: Mapping[str, Mapping[str, Recipe]]  # recipe table name -> recipe name -> recipe
+    build: Callable[[Any], nn.Module]  # each family's own recipe type, a Recipe
     key_parts: Callable[[Session, Any], dict]
     fit: Callable[[Session, Any, nn.Module, Path], TrainResult]
     load_start: Callable[[nn.Module, Run], None] = lambda model, start: load_state_dict_strict(

@@ -1,7 +1,8 @@
 """Runs of Scene Text Telescope's guiding recognizer: the guide, whose attention and reading
 steer the text-focus loss, and the judge, the same recipe with another seed, an independent
-opinion that never guided SR training. Also the guide's confusions on LR images, which weight
-the loss's content term."""
+opinion that never guided SR training. Also their training loss (teacher-forced
+cross-entropy on HR words, `recognizer_batch_loss`) and the guide's confusions on LR images
+(cached), which weight the loss's content term."""
 
 from __future__ import annotations
 
