@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import lmdb
 import torch
 
 from ocrsr_lib import distributed
@@ -16,7 +17,9 @@ from ocrsr_lib.data import (
     TEST_DIFFICULTIES,
     session_splits,
     session_textzoom_root,
+    skipped_lines,
 )
+from ocrsr_lib.data.textzoom import check_split, textzoom_split_folders
 from ocrsr_lib.metrics import evaluate_sr
 from ocrsr_lib.models import Bicubic
 from ocrsr_lib.pipelines import (
@@ -30,11 +33,14 @@ from ocrsr_lib.pipelines import (
     table_1,
 )
 from ocrsr_lib.precision import compare_precisions, hard_batches
+from ocrsr_lib.progress import progress_bar, progress_updater
 from ocrsr_lib.quant.packing import save_packed
 from ocrsr_lib.quant.quantizers import GRANULARITIES, METHODS
 from ocrsr_lib.results import write_report
-from ocrsr_lib.runs import CDISTNET_RECIPES, SR_RECIPES, recipe_for, trained
+from ocrsr_lib.runs import CDISTNET_RECIPES, SR_RECIPES, check_official_runs, recipe_for, trained
 from ocrsr_lib.tables import format_accuracy, format_report
+
+DEBUG_ENV = "OCRSR_DEBUG"  # 1: errors show their traceback (as --debug)
 
 
 def session_from(args: argparse.Namespace) -> Session:
@@ -59,23 +65,41 @@ def session_from(args: argparse.Namespace) -> Session:
         scene_text=scene_text.split(os.pathsep) if scene_text else None,
         train_overrides=overrides,
         official=parse_official(",".join(args.official or [])),
+        skip_corrupt=args.skip_corrupt,
     )
 
 
-def data_command(args: argparse.Namespace) -> int:
-    """Prepare the session's TextZoom (generate the synthetic one if needed) and list its splits."""
-    session = setup(args.profile, device="cpu", seed=args.seed, textzoom=args.textzoom)
+def data_command(args: argparse.Namespace, session: Session) -> int:
+    """Prepare the session's TextZoom (generate the synthetic one if needed) and check and
+    list its splits: file and keys always, every record decoded with --verify."""
     root = session_textzoom_root(session)
-    splits = session_splits(session, skip_corrupt=args.skip_corrupt)
     print(f"TextZoom root: {root}")
-    for name, split in splits.items():
-        print(f"{name:6s} {len(split):7,d} pairs")
+    checks = {}
+    for name, folder in textzoom_split_folders(root).items():
+        with progress_bar(desc=f"verify {name}", disable=not args.verify) as bar:
+            checks[name] = check_split(folder, args.verify, progress_updater(bar))
+    checks_shown = {"train": [checks["train1"], checks["train2"]]}
+    checks_shown.update({name: [checks[name]] for name in TEST_DIFFICULTIES})
+    for name, parts in checks_shown.items():
+        pairs = sum(check.readable for check in parts)
+        unreadable = sum(len(check.skipped) for check in parts)
+        print(f"{name:6s} {pairs:7,d} pairs" + (f", {unreadable} unreadable" if unreadable else ""))
+    skipped = [
+        f"{check.path} record {index}: {reason}"
+        for check in checks.values()
+        for index, reason in check.skipped
+    ]
+    print_listed(skipped)
+    if skipped and not args.skip_corrupt:
+        raise ValueError(
+            f"{len(skipped)} records cannot be read (listed above); "
+            "give --skip-corrupt to leave them out"
+        )
     return 0
 
 
-def train_sr_command(args: argparse.Namespace) -> int:
+def train_sr_command(args: argparse.Namespace, session: Session) -> int:
     """Train an SR recipe (resuming, or reusing a finished run) and report PSNR/SSIM on test."""
-    session = session_from(args)
     run = trained(session, args.recipe)
     if not distributed.is_main_process():
         return 0
@@ -94,10 +118,9 @@ def train_sr_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def train_cdistnet_command(args: argparse.Namespace) -> int:
+def train_cdistnet_command(args: argparse.Namespace, session: Session) -> int:
     """Train a CDistNet recipe (pretraining or a fine-tune; resuming, or reusing a finished run)
     and report its word accuracy on the test splits of the images it was trained on."""
-    session = session_from(args)
     run = trained(session, args.recipe)
     if not distributed.is_main_process():
         return 0
@@ -113,16 +136,22 @@ def train_cdistnet_command(args: argparse.Namespace) -> int:
 
 
 def setting_from(args: argparse.Namespace) -> QuantSetting:
+    """The quantization setting the arguments name (validated when it is built)."""
     return QuantSetting(args.target, args.bits, args.method, args.granularity)
 
 
-def quantize_command(args: argparse.Namespace) -> int:
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse options that cannot work before any data is read or any model trained."""
+    if hasattr(args, "target"):
+        setting = setting_from(args)
+        if args.command == "quantize" and setting.target == "none":
+            raise ValueError("choose what to quantize with --target sr, ocr or sr+ocr")
+
+
+def quantize_command(args: argparse.Namespace, session: Session) -> int:
     """Quantize a trained pipeline's weights (training what is missing) and write packed
     low-bit checkpoints of the SR model and CDistNet; print their sizes."""
-    session = session_from(args)
     setting = setting_from(args)
-    if setting.target == "none":
-        raise ValueError("choose what to quantize with --target sr, ocr or sr+ocr")
     sr, ocr = quantized_pipeline(session, setting, PIPELINES[args.pipeline])
     folder = Path(args.out).expanduser()
     stem = f"{args.pipeline}-{setting.target}-{setting.bits}bit-{setting.method}"
@@ -138,10 +167,9 @@ def quantize_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate_command(args: argparse.Namespace) -> int:
+def evaluate_command(args: argparse.Namespace, session: Session) -> int:
     """Evaluate a pipeline, float or quantized, as in Table 2 (PSNR, accuracy per difficulty,
     size); or, with --table-1, every Table 1 pipeline's accuracy (training what is missing)."""
-    session = session_from(args)
     if args.table_1:
         print(format_accuracy(table_1(session), "pipeline"))
         return 0
@@ -155,19 +183,17 @@ def evaluate_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def report_command(args: argparse.Namespace) -> int:
+def report_command(args: argparse.Namespace, session: Session) -> int:
     """Write Table 1, its paired comparisons and Table 2 as Markdown (the results chapter's
     tables), computing whatever is not cached."""
-    session = session_from(args)
     for path in write_report(session, Path(args.out).expanduser()):
         print(path)
     return 0
 
 
-def precision_command(args: argparse.Namespace) -> int:
+def precision_command(args: argparse.Namespace, session: Session) -> int:
     """Compare bf16 autocast with float32 on a few test batches: the trained pipeline's SR
     images, CDistNet logits and readings."""
-    session = session_from(args)
     sr_model, ocr_model = pipeline_models(session, PIPELINES[args.pipeline])
     batches = hard_batches(session, args.batches * args.batch, args.batch)
     report = compare_precisions(sr_model, ocr_model, batches, session.device)
@@ -178,7 +204,9 @@ def precision_command(args: argparse.Namespace) -> int:
 def add_quantization_arguments(parser: argparse.ArgumentParser, default_target: str) -> None:
     parser.add_argument("--pipeline", choices=sorted(PIPELINES), default="edsr")
     parser.add_argument("--target", choices=TARGETS, default=default_target)
-    parser.add_argument("--bits", type=int, default=7, help="weight bit width, 2 to 8")
+    parser.add_argument(
+        "--bits", type=int, choices=range(2, 9), default=7, help="weight bit width, 2 to 8"
+    )
     parser.add_argument("--method", choices=METHODS, default="aciq-mix")
     parser.add_argument("--granularity", choices=GRANULARITIES, default="channel")
 
@@ -189,8 +217,10 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_arguments(parser)
-    parser.add_argument("--batch-size", type=int, default=None, help="instead of the recipe's")
-    parser.add_argument("--workers", type=int, default=None, help="DataLoader worker processes")
+    parser.add_argument("--batch-size", type=positive, default=None, help="instead of the recipe's")
+    parser.add_argument(
+        "--workers", type=non_negative, default=None, help="DataLoader worker processes"
+    )
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
@@ -212,6 +242,36 @@ def add_session_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"MJSynth/SynthText LMDB folders joined by {os.pathsep!r} (else OCRSR_SCENE_TEXT)",
     )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"show the full traceback of an error (or set {DEBUG_ENV}=1)",
+    )
+    parser.add_argument(
+        "--skip-corrupt",
+        action="store_true",
+        help="leave out unreadable records (counted and listed) instead of stopping at the first",
+    )
+
+
+def positive(text: str) -> int:
+    """An integer option that must be at least 1."""
+    return bounded_integer(text, 1)
+
+
+def non_negative(text: str) -> int:
+    """An integer option that must be at least 0."""
+    return bounded_integer(text, 0)
+
+
+def bounded_integer(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{value} is below the smallest allowed value, {low}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,8 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     data = commands.add_parser("data", help=data_command.__doc__)
     add_session_arguments(data)
-    data.add_argument("--skip-corrupt", action="store_true", help="leave out unreadable records")
-    data.set_defaults(run=data_command)
+    data.add_argument("--verify", action="store_true", help="decode every record (slower)")
+    data.set_defaults(run=data_command, device="cpu")
     train = commands.add_parser("train-sr", help=train_sr_command.__doc__)
     train.add_argument("recipe", choices=sorted(SR_RECIPES["demo"]), help="SR recipe to train")
     add_session_arguments(train)
@@ -243,8 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_session_arguments(evaluate)
     add_training_arguments(evaluate)
     add_quantization_arguments(evaluate, "none")
-    evaluate.add_argument("--beam", type=int, default=10, help="CDistNet beam width")
-    evaluate.add_argument("--words", type=int, default=None, help="first N words per split")
+    evaluate.add_argument("--beam", type=positive, default=10, help="CDistNet beam width")
+    evaluate.add_argument("--words", type=positive, default=None, help="first N words per split")
     evaluate.add_argument("--table-1", action="store_true", help="all Table 1 pipelines")
     evaluate.set_defaults(run=evaluate_command)
     report = commands.add_parser("report", help=report_command.__doc__)
@@ -256,16 +316,39 @@ def build_parser() -> argparse.ArgumentParser:
     add_session_arguments(precision)
     add_device_arguments(precision)
     precision.add_argument("--pipeline", choices=sorted(PIPELINES), default="edsr")
-    precision.add_argument("--batches", type=int, default=4)
-    precision.add_argument("--batch", type=int, default=32)
+    precision.add_argument("--batches", type=positive, default=4)
+    precision.add_argument("--batch", type=positive, default=32)
     precision.set_defaults(run=precision_command)
     return parser
 
 
+def error_message(error: BaseException) -> str:
+    """One line saying what failed and where: an OSError's path and cause, an LMDB error's
+    cause, or the library's own message."""
+    if isinstance(error, OSError) and error.strerror:
+        paths = " -> ".join(str(p) for p in (error.filename, error.filename2) if p is not None)
+        return f"{paths}: {error.strerror}" if paths else error.strerror
+    if isinstance(error, lmdb.Error):
+        return f"LMDB error ({type(error).__name__}): {error}"
+    if isinstance(error, KeyError) and error.args:
+        return str(error.args[0])
+    return str(error)
+
+
+def check_session_arguments(args: argparse.Namespace, session: Session) -> None:
+    """Refuse what only the session can tell is wrong (a recipe its profile lacks, an official
+    file that cannot replace its run) before any work."""
+    if getattr(args, "recipe", None):
+        recipe_for(session, args.recipe)
+    check_official_runs(session)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.debug or os.environ.get(DEBUG_ENV) == "1":
+        return run_command(args)
     try:
-        return args.run(args)
+        return run_command(args)
     except torch.OutOfMemoryError as error:
         batch = getattr(args, "batch_size", None) or "the recipe's"
         print(
@@ -275,6 +358,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 3
-    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as error:
-        print(f"ocrsr {args.command}: error: {error}", file=sys.stderr)
+    except (OSError, lmdb.Error, KeyError, ValueError, RuntimeError) as error:
+        print(f"ocrsr {args.command}: error: {error_message(error)}", file=sys.stderr)
         return 2
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Check the arguments, run the command, then list any records it left out."""
+    check_arguments(args)
+    session = session_from(args)
+    check_session_arguments(args, session)
+    status = args.run(args, session)
+    skipped = skipped_lines(session)
+    if skipped:
+        print(f"left out {len(skipped)} unreadable records:")
+        print_listed(skipped)
+    return status
+
+
+LISTED_LINES = 20  # lines of a long list shown on screen (a run's log keeps all of them)
+
+
+def print_listed(lines: list[str]) -> None:
+    """Print the first LISTED_LINES lines and how many more there are."""
+    for line in lines[:LISTED_LINES]:
+        print(line)
+    if len(lines) > LISTED_LINES:
+        print(f"... and {len(lines) - LISTED_LINES} more")

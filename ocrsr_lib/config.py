@@ -181,6 +181,10 @@ class Session:
     train_overrides: dict[str, object] = field(default_factory=dict)
     # official checkpoint files that replace training a recipe (keys of OFFICIAL_RUNS)
     official: dict[str, Path] = field(default_factory=dict)
+    # leave unreadable records out of every split read (listed in `skipped`) instead of failing
+    skip_corrupt: bool = False
+    # the records left out so far: split folder -> [(1-based record index, reason)]
+    skipped: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
 
     def describe(self) -> str:
         data = f"real TextZoom at {self.textzoom}" if self.textzoom else "synthetic TextZoom"
@@ -188,6 +192,8 @@ class Session:
             data += ", scene text " + ", ".join(str(path) for path in self.scene_text)
         overrides = ", ".join(f"{k}={v}" for k, v in self.train_overrides.items()) or "none"
         official = ", ".join(f"{k} from {v}" for k, v in self.official.items()) or "none"
+        if self.skip_corrupt:
+            data += ", unreadable records left out"
         return "\n".join(
             [
                 f"profile : {self.profile.name} ({self.profile.description})",
@@ -212,12 +218,14 @@ def setup(
     scene_text: Sequence[str | os.PathLike] | None = None,
     train_overrides: dict[str, object] | None = None,
     official: dict[str, str | os.PathLike] | None = None,
+    skip_corrupt: bool = False,
 ) -> Session:
     """Pick profile, device, seed and cache, seed everything, print them, return the session.
 
     `train_overrides` replace TrainConfig fields in every recipe (e.g. batch_size, bf16);
     `official` maps recipes (OFFICIAL_RUNS) to official checkpoint files used instead; it adds
-    to (and overrides) those named by OCRSR_OFFICIAL."""
+    to (and overrides) those named by OCRSR_OFFICIAL; `skip_corrupt` leaves unreadable records
+    out of every split instead of stopping at the first."""
     chosen = get_profile(profile)
     root = textzoom or (os.environ.get(TEXTZOOM_ENV) if chosen.uses_real_textzoom else None)
     selected = select_device(device)
@@ -232,6 +240,7 @@ def setup(
         official=checked_official(
             {**parse_official(os.environ.get(OFFICIAL_ENV, "")), **(official or {})}
         ),
+        skip_corrupt=skip_corrupt,
     )
     seed_everything(seed)
     if verbose:

@@ -19,7 +19,8 @@ from ocrsr_lib.evaluation import IMAGE_SOURCES, accuracy_of, read_split, with_av
 from ocrsr_lib.metrics import evaluate_sr
 from ocrsr_lib.models.cdistnet import CDistNet
 from ocrsr_lib.quant.apply import QuantizedModel, quantize_model, weight_error
-from ocrsr_lib.quant.layers import PAPER_GROUPS, quantization_plan
+from ocrsr_lib.quant.layers import EDGE_POLICIES, LAYER_GROUPS, PAPER_GROUPS, quantization_plan
+from ocrsr_lib.quant.quantizers import QuantSpec
 from ocrsr_lib.quant.size import ModelSize, theoretical_size
 from ocrsr_lib.runs import image_source, recipe_for, run_key, trained
 
@@ -137,8 +138,17 @@ class QuantSetting:
     ocr_groups: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        """Refuse an impossible setting when it is made, before anything is trained."""
         if self.target not in TARGETS:
             raise ValueError(f"unknown target {self.target!r}; choose one of {TARGETS}")
+        # the weights' spec checks bits, method, granularity and bit allocation
+        QuantSpec(self.bits, self.method, self.granularity, bit_allocation=self.bit_allocation)
+        if self.edges not in EDGE_POLICIES:
+            raise ValueError(f"unknown edge policy {self.edges!r}; choose one of {EDGE_POLICIES}")
+        for groups in (self.sr_groups, self.ocr_groups):
+            unknown = sorted(set(groups or ()) - set(LAYER_GROUPS))
+            if unknown:
+                raise ValueError(f"unknown layer groups {unknown}; known: {list(LAYER_GROUPS)}")
 
 
 def sr_kind(session: Session, pipeline: Pipeline) -> str:

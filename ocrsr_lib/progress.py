@@ -8,6 +8,7 @@ final status message. The book's build and tests switch bars off; interactive us
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from tqdm.auto import tqdm
 
@@ -23,3 +24,13 @@ def progress_bar(*args, disable: bool = False, **kwargs) -> tqdm:
     """A tqdm bar with a one-second minimum update interval, honouring OCRSR_PROGRESS."""
     kwargs.setdefault("mininterval", 1.0)
     return tqdm(*args, disable=disable or not progress_enabled(), **kwargs)
+
+
+def progress_updater(bar: tqdm) -> Callable[[int, int], None]:
+    """A `progress(done, total)` callback that moves `bar` (for loops that report counts)."""
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return update

@@ -119,7 +119,7 @@ def test_batch_size_override_reaches_the_recipe(tiny_recipes, capsys):
 def test_out_of_memory_names_the_batch_size(monkeypatch, capsys):
     from ocrsr_lib import cli
 
-    def exhausted(args):
+    def exhausted(args, session):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(cli, "report_command", exhausted)

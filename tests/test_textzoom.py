@@ -116,7 +116,7 @@ def test_interrupted_write_leaves_previous_split_intact(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        write_textzoom_lmdb(tmp_path / "split", crashing_samples())
+        write_textzoom_lmdb(tmp_path / "split", crashing_samples(), overwrite=True)
     assert TextZoomDataset(tmp_path / "split")[0][2] == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["split"]
 
@@ -148,7 +148,7 @@ def test_missing_folder_is_reported(tmp_path):
         TextZoomDataset(tmp_path / "nowhere")
 
 
-def corrupt_split(tmp_path: Path) -> Path:
+def corrupt_records() -> dict[bytes, bytes]:
     """Five records; record 3's HR image is truncated and record 5 has no LR image."""
     rng = np.random.default_rng(4)
     records = {b"num-samples": b"5"}
@@ -158,18 +158,25 @@ def corrupt_split(tmp_path: Path) -> Path:
         if i != 5:
             records[b"image_lr-%09d" % i] = encoded(random_image(rng, (64, 16)))
     records[b"image_hr-000000003"] = records[b"image_hr-000000003"][:40]
-    return write_raw_lmdb(tmp_path / "split", records)
+    return records
+
+
+def corrupt_split(tmp_path: Path) -> Path:
+    return write_raw_lmdb(tmp_path / "split", corrupt_records())
 
 
 def test_corrupt_record_error_names_key_and_path(tmp_path):
     path = corrupt_split(tmp_path)
+    # a missing key is found when the split is opened, not when the record is first read
+    with pytest.raises(TextZoomFormatError, match="image_lr-000000005 is missing") as error:
+        TextZoomDataset(path)
+    assert str(path) in str(error.value)
+    path = write_raw_lmdb(tmp_path / "four", {**corrupt_records(), b"num-samples": b"4"})
     dataset = TextZoomDataset(path)
     assert dataset[1][2] == "word2"
     with pytest.raises(TextZoomRecordError, match="image_hr-000000003") as error:
         dataset[2]
     assert str(path) in str(error.value)
-    with pytest.raises(TextZoomRecordError, match="image_lr-000000005 is missing"):
-        dataset[4]
 
 
 def test_bad_utf8_label_is_reported(tmp_path):
@@ -242,7 +249,9 @@ def test_one_split_opened_twice_and_rewritten_in_one_process(tmp_path):
     first, second = TextZoomDataset(tmp_path / "split"), TextZoomDataset(tmp_path / "split")
     assert first[0][2] == second[0][2] == "a"
     write_textzoom_lmdb(
-        tmp_path / "split", [(random_image(rng, (64, 16)), random_image(rng, (128, 32)), "b")]
+        tmp_path / "split",
+        [(random_image(rng, (64, 16)), random_image(rng, (128, 32)), "b")],
+        overwrite=True,
     )
     assert TextZoomDataset(tmp_path / "split")[0][2] == "b"
 

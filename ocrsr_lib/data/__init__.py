@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from ocrsr_lib.config import Session
 from ocrsr_lib.data.synth import ensure_synthetic_textzoom, synthetic_textzoom_root
@@ -46,6 +47,8 @@ __all__ = [
     "session_textzoom_root",
     "textzoom_identity",
     "session_splits",
+    "note_skipped",
+    "skipped_lines",
     "scoring_splits",
     "first_items",
     "split_labels",
@@ -77,8 +80,30 @@ def textzoom_identity(session: Session) -> str:
 
 
 def session_splits(session: Session, **options) -> dict[str, Dataset]:
-    """`train`, `easy`, `medium` and `hard` for the session (generated on first use)."""
-    return load_textzoom(session_textzoom_root(session), **options)
+    """`train`, `easy`, `medium` and `hard` for the session (generated on first use); with the
+    session's `skip_corrupt`, unreadable records are left out and noted in `session.skipped`."""
+    options.setdefault("skip_corrupt", session.skip_corrupt)
+    splits = load_textzoom(session_textzoom_root(session), **options)
+    note_skipped(session, splits.values())
+    return splits
+
+
+def note_skipped(session: Session, datasets: Iterable[Dataset]) -> None:
+    """Record in `session.skipped` the records that these splits (or their parts) left out."""
+    for dataset in datasets:
+        parts = dataset.datasets if isinstance(dataset, ConcatDataset) else [dataset]
+        for part in parts:
+            if getattr(part, "skipped", None):
+                session.skipped[str(part.path)] = list(part.skipped)
+
+
+def skipped_lines(session: Session) -> list[str]:
+    """One line per record left out so far (split folder, record index, reason)."""
+    return [
+        f"skipped {folder} record {index}: {reason}"
+        for folder, records in session.skipped.items()
+        for index, reason in records
+    ]
 
 
 def first_items(dataset: Dataset, count: int | None) -> Dataset:

@@ -21,23 +21,27 @@ from ocrsr_lib.data.textzoom import (
     TextZoomFormatError,
     _to_tensor,
     encode_image,
-    readable_records,
     record_key,
     write_records_lmdb,
 )
+
+SCENE_TEXT_FIELDS = ("label", "image")  # the keys of one record, read in this order
 
 
 class SceneTextDataset(Dataset):
     """One scene-text LMDB; `ds[i]` is (lr, hr, label) for the record with key i + 1.
 
-    Missing or unreadable records raise an error naming the key; `skip_corrupt=True` leaves
-    them out after one scan and lists them in `skipped`.
+    Opening checks the file and that every record's keys are there. Missing or unreadable
+    records raise an error naming the key; `skip_corrupt=True` leaves them out after one scan
+    and lists them in `skipped`.
     """
 
     def __init__(self, path: str | os.PathLike, skip_corrupt: bool = False) -> None:
-        # the TextZoom reader knows the LMDB conventions (count, keys, errors, handles)
+        # the TextZoom reader knows the LMDB conventions (checks, count, keys, errors, handles)
         try:
-            self._reader = TextZoomDataset(path)
+            self._reader = TextZoomDataset(
+                path, skip_corrupt=skip_corrupt, fields=SCENE_TEXT_FIELDS
+            )
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: no scene-text LMDB here (no data.mdb)") from None
         except TextZoomFormatError as error:
@@ -45,10 +49,8 @@ class SceneTextDataset(Dataset):
             raise TextZoomFormatError(message) from None
         self.path = self._reader.path
         self.num_samples = self._reader.num_samples
-        self.indices = list(range(1, self.num_samples + 1))
-        self.skipped: list[tuple[int, str]] = []
-        if skip_corrupt:
-            self._drop_corrupt_records()
+        self.indices = self._reader.indices
+        self.skipped = self._reader.skipped
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -63,19 +65,22 @@ class SceneTextDataset(Dataset):
     def read_record(self, key_index: int) -> tuple[Image.Image, str]:
         """Decode record `key_index` (1-based): the RGB image at 32x128 and its label."""
         reader = self._reader
-        with reader._environment().begin() as txn:
+        with reader._reading() as txn:
             label = reader._read_label(txn, key_index)
             image = reader._read_image(txn, record_key("image", key_index), HR_SIZE)
         return image, label
 
-    def _drop_corrupt_records(self) -> None:
-        self.indices, self.skipped = readable_records(self.path, self.indices, self.read_record)
-
 
 def write_scene_text_lmdb(
-    path: str | os.PathLike, samples: Iterable[tuple[Image.Image | bytes, str]]
+    path: str | os.PathLike,
+    samples: Iterable[tuple[Image.Image | bytes, str]],
+    *,
+    overwrite: bool = False,
 ) -> int:
-    """Write (image, label) pairs as a scene-text LMDB at `path`, atomically; return the count."""
+    """Write (image, label) pairs as a scene-text LMDB at `path`, atomically; return the count.
+
+    An existing LMDB is replaced only with `overwrite=True`; anything else is never replaced.
+    """
     records = (
         [
             (record_key("image", i).encode(), encode_image(image)),
@@ -83,4 +88,4 @@ def write_scene_text_lmdb(
         ]
         for i, (image, label) in enumerate(samples, start=1)
     )
-    return write_records_lmdb(path, records)
+    return write_records_lmdb(path, records, overwrite=overwrite)

@@ -32,8 +32,8 @@ from ocrsr_lib.models.converting import (
     StateDict,
     numbered,
     read_plain_state_dict,
-    require_tensor,
     strip_prefix,
+    tensor_size,
 )
 from ocrsr_lib.models.layers import sinusoidal_table
 from ocrsr_lib.models.registry import register_converter, register_model
@@ -701,7 +701,7 @@ def cdistnet_config_from_state_dict(
     encoder = "visual_branch.trans_encoder."
 
     def width_of(key: str, dim: int = 0) -> int:
-        return require_tensor(state_dict, key, source).shape[dim]
+        return tensor_size(state_dict, key, source, dim)
 
     channels = [width_of(f"{backbone}conv1.weight")]
     blocks = []

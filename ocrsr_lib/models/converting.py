@@ -1,7 +1,9 @@
-"""Helpers of the official-checkpoint converters: reading bare state dicts, renaming, counting.
+"""Helpers of the official-checkpoint converters: reading bare state dicts, renaming, counting,
+and the checks every converted file must pass.
 
 Each model file converts its own official format with these; files are read with
 `weights_only=True` (`checkpoints.load_checkpoint`), so converting never runs pickled code.
+`registry.load_official` refuses non-finite weights (`require_finite`) whatever the converter.
 """
 
 from __future__ import annotations
@@ -29,6 +31,35 @@ def require_tensor(state_dict: StateDict, key: str, source: str) -> torch.Tensor
             f"{source}: tensor {key!r} is missing; keys start with {sorted(state_dict)[:5]}"
         )
     return state_dict[key]
+
+
+def tensor_size(state_dict: StateDict, key: str, source: str, axis: int = 0) -> int:
+    """The length of `key`'s `axis`, which converters read sizes from; a tensor without that
+    axis is an error naming it and its shape (not an IndexError)."""
+    tensor = require_tensor(state_dict, key, source)
+    if tensor.dim() <= axis:
+        raise CheckpointError(
+            f"{source}: tensor {key!r} has shape {tuple(tensor.shape)}, no axis {axis} to read "
+            "a size from"
+        )
+    return tensor.shape[axis]
+
+
+def non_finite_tensors(state_dict: StateDict) -> list[str]:
+    """The names of the tensors holding a NaN or an infinite value."""
+    return [key for key, tensor in state_dict.items() if not bool(tensor.isfinite().all())]
+
+
+def require_finite(state_dict: StateDict, source: str) -> None:
+    """Refuse NaN or infinite weights, naming the tensors: such a file (corrupt, or saved after
+    training diverged) would only turn every output into NaN later."""
+    names = non_finite_tensors(state_dict)
+    if names:
+        shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
+        raise CheckpointError(
+            f"{source}: {len(names)} tensor(s) hold NaN or infinite values: {shown}; the file is "
+            "corrupt or was saved after training diverged"
+        )
 
 
 def plain_state_dict(payload: object, source: str) -> dict[str, torch.Tensor]:

@@ -8,6 +8,7 @@ exactly as the official network does. Registered as model "edsr" and as the offi
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,8 @@ from ocrsr_lib.checkpoints import CheckpointError, load_state_dict_strict
 from ocrsr_lib.models.converting import (
     StateDict,
     read_plain_state_dict,
-    require_tensor,
     strip_prefix,
+    tensor_size,
 )
 from ocrsr_lib.models.registry import register_converter, register_model
 
@@ -109,7 +110,7 @@ def edsr_config_from_state_dict(
     The residual scale is not stored: unless given, 0.1 for the 256-feature model and 1 for
     smaller ones, as EDSR-PyTorch trains them.
     """
-    features = require_tensor(state_dict, "head.0.weight", source).shape[0]
+    features = tensor_size(state_dict, "head.0.weight", source)
     block_pattern = re.compile(r"^body\.(\d+)\.body\.0\.weight$")
     blocks = sorted(int(m.group(1)) for k in state_dict if (m := block_pattern.match(k)))
     if blocks != list(range(len(blocks))):
@@ -133,14 +134,54 @@ def edsr_from_state_dict(
     return model
 
 
+# the two official EDSR formats, told apart by the value range their stored mean shift is for
+# (EDSR-PyTorch: sub_mean.bias = -255 * DIV2K_MEAN; CAR: -1 * DIV2K_MEAN)
+EDSR_FORMATS = {"edsr": ("EDSR-PyTorch", 255.0), "car-edsr": ("CAR's EDSR", 1.0)}
+
+
+def stored_rgb_range(state_dict: StateDict) -> float | None:
+    """The value range the stored mean shift subtracts the DIV2K mean at; None when the file has
+    no finite 3-channel `sub_mean.bias` to tell (the strict load or finiteness check reports)."""
+    bias = state_dict.get("sub_mean.bias")
+    if not isinstance(bias, torch.Tensor) or bias.shape != (3,) or not bool(bias.isfinite().all()):
+        return None
+    return (-bias.double() / torch.tensor(DIV2K_MEAN, dtype=torch.float64)).mean().item()
+
+
+def require_edsr_format(state_dict: StateDict, kind: str, source: str) -> None:
+    """Refuse a file whose mean shift is for another value range than `kind`'s, naming the kind
+    it looks like: loading it anyway scales inputs wrongly and gives silently wrong images."""
+    name, rgb_range = EDSR_FORMATS[kind]
+    stored = stored_rgb_range(state_dict)
+    if stored is None or math.isclose(stored, rgb_range, rel_tol=1e-3):
+        return
+    hint = "".join(
+        f"; this looks like {other_name}: load it as kind {other_kind!r}"
+        for other_kind, (other_name, other_range) in EDSR_FORMATS.items()
+        if math.isclose(stored, other_range, rel_tol=1e-3)
+    )
+    raise CheckpointError(
+        f"{source}: its mean shift (sub_mean.bias) is for inputs in [0, {stored:g}], but kind "
+        f"{kind!r} reads {name} files, made for [0, {rgb_range:g}]{hint}"
+    )
+
+
+def read_edsr_state_dict(path: Path, kind: str) -> dict[str, torch.Tensor]:
+    """The EDSR tensors of an official file of `kind`, `module.` (DataParallel) keys stripped."""
+    state_dict = strip_prefix(read_plain_state_dict(path), "module.")
+    require_edsr_format(state_dict, kind, str(path))
+    return state_dict
+
+
 def _load_edsr_pytorch(path: Path, residual_scale: float | None = None) -> EDSR:
     """EDSR-PyTorch files: a bare state dict for inputs in [0, 255]."""
-    return edsr_from_state_dict(read_plain_state_dict(path), 255.0, str(path), residual_scale)
+    state_dict = read_edsr_state_dict(path, "edsr")
+    return edsr_from_state_dict(state_dict, 255.0, str(path), residual_scale)
 
 
 def _load_car_edsr(path: Path, residual_scale: float | None = 0.1) -> EDSR:
     """CAR's usn.pth: DataParallel (`module.`) keys, inputs in [0, 1], residual scale 0.1."""
-    state_dict = strip_prefix(read_plain_state_dict(path), "module.")
+    state_dict = read_edsr_state_dict(path, "car-edsr")
     return edsr_from_state_dict(state_dict, 1.0, str(path), residual_scale)
 
 

@@ -30,6 +30,7 @@ from ocrsr_lib.models.converting import (
     read_plain_state_dict,
     require_tensor,
     strip_prefix,
+    tensor_size,
 )
 from ocrsr_lib.models.layers import LayerNorm, PositionwiseFeedForward, sinusoidal_table
 from ocrsr_lib.models.registry import register_converter, register_model
@@ -439,14 +440,10 @@ def recognizer_config_from_state_dict(
 ) -> RecognizerConfig:
     """Recognizer size from the tensors; heads are not stored (16 in the official model)."""
     cnn = "encoder.cnn."
-    stem = tuple(
-        require_tensor(state_dict, f"{cnn}conv{i}.weight", source).shape[0] for i in (1, 2)
-    )
+    stem = tuple(tensor_size(state_dict, f"{cnn}conv{i}.weight", source) for i in (1, 2))
     stage_channels, stage_blocks = [], []
     for stage in range(1, 5):
-        stage_channels.append(
-            require_tensor(state_dict, f"{cnn}layer{stage}.0.conv1.weight", source).shape[0]
-        )
+        stage_channels.append(tensor_size(state_dict, f"{cnn}layer{stage}.0.conv1.weight", source))
         pattern = re.compile(rf"^{re.escape(cnn)}layer{stage}\.(\d+)\.conv1\.weight$")
         blocks = sorted(int(m.group(1)) for k in state_dict if (m := pattern.match(k)))
         if blocks != list(range(len(blocks))):
@@ -459,9 +456,9 @@ def recognizer_config_from_state_dict(
         stem_channels=stem,
         stage_channels=tuple(stage_channels),
         stage_blocks=tuple(stage_blocks),
-        width=require_tensor(state_dict, f"{cnn}layer4_conv2.weight", source).shape[0],
+        width=tensor_size(state_dict, f"{cnn}layer4_conv2.weight", source),
         heads=heads,
-        feed_forward=require_tensor(state_dict, "decoder.pff.w_1.weight", source).shape[0],
+        feed_forward=tensor_size(state_dict, "decoder.pff.w_1.weight", source),
         max_positions=code.shape[1] if code.dim() == 3 else RecognizerConfig.max_positions,
     )
 
@@ -482,7 +479,9 @@ def recognizer_from_state_dict(
     model = TextRecognizer(recognizer_config_from_state_dict(state_dict, source, heads))
     stored = state_dict.pop(RECOGNIZER_POSITION_CODE)
     ours = model.pe.pe
-    if shape_of(stored) != tuple(ours.shape) or not torch.allclose(stored, ours, atol=1e-4):
+    if shape_of(stored) != tuple(ours.shape) or not torch.allclose(
+        stored.to(ours.dtype), ours, atol=1e-4
+    ):
         raise CheckpointError(
             f"{source}: {RECOGNIZER_POSITION_CODE!r} {shape_of(stored)} is not the sinusoidal "
             f"position code {tuple(ours.shape)} the recognizer computes"

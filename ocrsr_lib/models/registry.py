@@ -14,6 +14,9 @@ from types import MappingProxyType
 
 from torch import nn
 
+from ocrsr_lib.checkpoints import CheckpointError, state_dict_mismatches
+from ocrsr_lib.models.converting import require_finite
+
 Builder = Callable[..., nn.Module]  # (a size's configuration, **options) -> a fresh model
 Converter = Callable[..., nn.Module]  # (path of an official file, **options) -> a model
 
@@ -77,14 +80,40 @@ def official_kinds() -> list[str]:
 def load_official(kind: str, path: str | os.PathLike, **options) -> nn.Module:
     """The library's model holding an official checkpoint's weights, in eval mode.
 
-    `options` go to the kind's converter (e.g. `residual_scale` for "edsr").
+    `options` go to the kind's converter (e.g. `residual_scale` for "edsr"). Whatever the
+    converter, NaN or infinite weights are refused (`converting.require_finite`).
     """
     if kind not in CONVERTERS:
         raise ValueError(f"unknown official checkpoint kind {kind!r}; known: {official_kinds()}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
-    return CONVERTERS[kind](path, **options).eval()
+    model = CONVERTERS[kind](path, **options)
+    require_finite(model.state_dict(), str(path))
+    return model.eval()
+
+
+def check_official(
+    kind: str, path: str | os.PathLike, recipe: str = "", fits: nn.Module | None = None
+) -> None:
+    """Convert an official file now, as a session would (`load_official` without options), so
+    that a wrong file is refused before any work rather than after other runs have trained.
+
+    `recipe` (a key of `config.OFFICIAL_RUNS`) is named in the error; with `fits`, the converted
+    tensors must also load strictly into that model (e.g. the fresh model of a recipe that
+    starts from the official run), which is left untouched.
+    """
+    what = f"the official {kind!r} checkpoint" + (f" for recipe {recipe!r}" if recipe else "")
+    try:
+        model = load_official(kind, path)
+    except (ValueError, FileNotFoundError) as error:  # CheckpointError is a ValueError
+        raise type(error)(f"{what} cannot be used: {error}") from None
+    problems = state_dict_mismatches(fits, model.state_dict()) if fits is not None else []
+    if problems:
+        raise CheckpointError(
+            f"{what} cannot be used: {path} does not fit the {type(fits).__name__} that starts "
+            "from it:\n  " + "\n  ".join(problems)
+        )
 
 
 def parameter_count(model: nn.Module, trainable_only: bool = False) -> int:

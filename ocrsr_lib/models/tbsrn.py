@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ocrsr_lib.checkpoints import load_checkpoint, load_state_dict_strict
-from ocrsr_lib.models.converting import StateDict, plain_state_dict, require_tensor, strip_prefix
+from ocrsr_lib.models.converting import StateDict, plain_state_dict, strip_prefix, tensor_size
 from ocrsr_lib.models.layers import LayerNorm, PositionwiseFeedForward
 from ocrsr_lib.models.registry import register_converter, register_model
 from ocrsr_lib.models.stn import SpatialTransformer
@@ -196,7 +196,7 @@ def tbsrn_from_state_dict(state_dict: StateDict, source: str) -> TBSRN:
     state_dict = {
         k: v for k, v in strip_prefix(state_dict, "module.").items() if not TBSRN_UNUSED.search(k)
     }
-    channels = require_tensor(state_dict, "block1.0.weight", source).shape[0]
+    channels = tensor_size(state_dict, "block1.0.weight", source)
     blocks = {
         int(m.group(1))
         for k in state_dict

@@ -20,6 +20,7 @@ from torchvision.transforms import v2
 
 from ocrsr_lib.augment import augment_batch, augmentation
 from ocrsr_lib.config import SCENE_TEXT_ENV, Session
+from ocrsr_lib.data import note_skipped
 from ocrsr_lib.data.scene_text import SceneTextDataset
 from ocrsr_lib.evaluation import IMAGE_SOURCES, images_for_reading, word_accuracy
 from ocrsr_lib.models import create_model, model_sizes
@@ -167,7 +168,9 @@ def training_data(session: Session, recipe: CDistNetRecipe) -> tuple[Dataset, Da
             "this CDistNet recipe pretrains on MJSynth + SynthText: give their LMDB folders with "
             f"{SCENE_TEXT_ENV}=/data/MJ{os.pathsep}/data/ST (or setup(scene_text=[...]))"
         )
-    return ConcatDataset([SceneTextDataset(root) for root in session.scene_text]), validation
+    parts = [SceneTextDataset(root, session.skip_corrupt) for root in session.scene_text]
+    note_skipped(session, parts)
+    return ConcatDataset(parts), validation
 
 
 def key_parts(session: Session, recipe: CDistNetRecipe) -> dict:

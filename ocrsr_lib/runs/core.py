@@ -19,9 +19,16 @@ import torch
 from torch import nn
 
 from ocrsr_lib.cache import short_hash
-from ocrsr_lib.checkpoints import load_checkpoint, load_state_dict_strict
+from ocrsr_lib.checkpoints import (
+    CheckpointError,
+    atomic_write_text,
+    load_checkpoint,
+    load_state_dict_strict,
+)
 from ocrsr_lib.config import OFFICIAL_RUNS, Session
+from ocrsr_lib.data import skipped_lines
 from ocrsr_lib.models import load_official
+from ocrsr_lib.models.registry import check_official
 from ocrsr_lib.train import TrainConfig, TrainResult
 
 
@@ -154,8 +161,37 @@ def trained(session: Session, name: str) -> Run:
     if recipe.start_from and not path.exists():
         family.load_start(model, trained(session, recipe.start_from))
     result = family.fit(session, recipe, model, path)
+    if session.skipped:
+        log_skipped(session, path)
     model.eval()
     return Run(name, model, result, path, run_key(session, name))
+
+
+def check_official_runs(session: Session) -> None:
+    """Convert every official file the session names and start each recipe that starts from it
+    now, so that a wrong file is refused (naming recipe, file and cause) before any training."""
+    table = session.profile.recipe_table
+    for name, path in session.official.items():
+        check_official(OFFICIAL_RUNS[name], path, recipe=name)
+        start = trained(session, name)
+        for family in FAMILIES:
+            for consumer, recipe in family.recipes[table].items():
+                if recipe.start_from != name:
+                    continue
+                try:
+                    family.load_start(family.build(recipe), start)
+                except CheckpointError as error:
+                    raise CheckpointError(
+                        f"the official file {path} for {name!r} cannot start {consumer!r}: {error}"
+                    ) from None
+
+
+def log_skipped(session: Session, checkpoint: Path) -> Path:
+    """Write the records the session left out beside the run's checkpoint (`.skipped.txt`), so
+    that a run trained with `skip_corrupt` says what it did not see."""
+    return atomic_write_text(
+        checkpoint.with_suffix(".skipped.txt"), "\n".join(skipped_lines(session)) + "\n"
+    )
 
 
 def load_trained_weights(model: nn.Module, path: str | Path) -> nn.Module:

@@ -29,5 +29,7 @@ def text_train_and_validation(session: Session) -> tuple[Subset, Subset]:
 
 def text_fingerprint(session: Session) -> str:
     """What identifies the text training data and its held-out part: the TextZoom folder (its
-    name hashes synthetic data's settings) and the seed that picks the validation words."""
-    return f"text:{textzoom_identity(session)}:{session.seed}"
+    name hashes synthetic data's settings), the seed that picks the validation words, and
+    whether unreadable records are left out (which can change the data)."""
+    skipping = ":skip-corrupt" if session.skip_corrupt else ""
+    return f"text:{textzoom_identity(session)}:{session.seed}{skipping}"
