@@ -15,6 +15,7 @@ from ocrsr_lib import distributed
 from ocrsr_lib.config import OFFICIAL_RUNS, PROFILES, Session, parse_official, setup
 from ocrsr_lib.data import (
     TEST_DIFFICULTIES,
+    note_skipped,
     session_splits,
     session_textzoom_root,
     skipped_lines,
@@ -22,9 +23,19 @@ from ocrsr_lib.data import (
 from ocrsr_lib.data.textzoom import check_split, textzoom_split_folders
 from ocrsr_lib.metrics import evaluate_sr
 from ocrsr_lib.models import Bicubic
+from ocrsr_lib.own_images import (
+    ImageInputs,
+    check_outputs_free,
+    output_files,
+    read_images,
+    reading_accuracy,
+    upscale,
+)
 from ocrsr_lib.pipelines import (
+    BEAM_SIZE,
     PIPELINES,
     TARGETS,
+    BeamReader,
     QuantSetting,
     evaluate_setting,
     pipeline_accuracy,
@@ -84,15 +95,12 @@ def data_command(args: argparse.Namespace, session: Session) -> int:
         pairs = sum(check.readable for check in parts)
         unreadable = sum(len(check.skipped) for check in parts)
         print(f"{name:6s} {pairs:7,d} pairs" + (f", {unreadable} unreadable" if unreadable else ""))
-    skipped = [
-        f"{check.path} record {index}: {reason}"
-        for check in checks.values()
-        for index, reason in check.skipped
-    ]
-    print_listed(skipped)
-    if skipped and not args.skip_corrupt:
+    session.skipped.update({str(c.path): c.skipped for c in checks.values() if c.skipped})
+    unreadable = skipped_lines(session)
+    if unreadable and not args.skip_corrupt:
+        print_listed(unreadable)
         raise ValueError(
-            f"{len(skipped)} records cannot be read (listed above); "
+            f"{len(unreadable)} records cannot be read (listed above); "
             "give --skip-corrupt to leave them out"
         )
     return 0
@@ -132,6 +140,41 @@ def train_cdistnet_command(args: argparse.Namespace, session: Session) -> int:
     )
     row = pipeline_accuracy(session, recipe.images, args.recipe)
     print(format_accuracy({f"{recipe.images} -> {args.recipe}": row}, "images -> CDistNet"))
+    return 0
+
+
+def image_inputs(args: argparse.Namespace, session: Session) -> ImageInputs:
+    """The command's INPUT (a folder of images or a TextZoom split), its left-out records noted."""
+    inputs = ImageInputs(Path(args.input).expanduser(), session.skip_corrupt)
+    if inputs.split is not None:
+        note_skipped(session, [inputs.split])
+    return inputs
+
+
+def upscale_command(args: argparse.Namespace, session: Session) -> int:
+    """Super-resolve your own word crops (a folder of images, or a TextZoom split's LR images)
+    with a trained SR recipe and write one 32x128 PNG each (and labels.tsv for a split)."""
+    inputs, folder = image_inputs(args, session), Path(args.out).expanduser()
+    check_outputs_free(output_files(inputs, folder))  # before any training
+    run = trained(session, args.recipe)
+    files = upscale(run.model, inputs, folder, session.device, args.batch)
+    print(f"wrote {len(inputs)} images upscaled by {args.recipe} to {folder} ({len(files)} files)")
+    return 0
+
+
+def read_command(args: argparse.Namespace, session: Session) -> int:
+    """Read your own word crops (a folder of images, or a TextZoom split's LR images) with a
+    trained CDistNet recipe, after an SR recipe (--sr) or bicubic upscaling; prints TSV."""
+    inputs = image_inputs(args, session)
+    sr_model = trained(session, args.sr).model if args.sr else None
+    reader = BeamReader(trained(session, args.recipe).model, args.beam)
+    readings = read_images(reader, inputs, sr_model, session.device, args.batch)
+    print("file\treading\tlabel")
+    for reading in readings:
+        print(f"{reading.name}\t{reading.word}\t{reading.label}")
+    accuracy = reading_accuracy(readings)
+    if accuracy is not None:
+        print(f"word accuracy {accuracy:.2%} over {len(readings)} labelled images", file=sys.stderr)
     return 0
 
 
@@ -303,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_session_arguments(evaluate)
     add_training_arguments(evaluate)
     add_quantization_arguments(evaluate, "none")
-    evaluate.add_argument("--beam", type=positive, default=10, help="CDistNet beam width")
+    evaluate.add_argument("--beam", type=positive, default=BEAM_SIZE, help="CDistNet beam width")
     evaluate.add_argument("--words", type=positive, default=None, help="first N words per split")
     evaluate.add_argument("--table-1", action="store_true", help="all Table 1 pipelines")
     evaluate.set_defaults(run=evaluate_command)
@@ -319,7 +362,28 @@ def build_parser() -> argparse.ArgumentParser:
     precision.add_argument("--batches", type=positive, default=4)
     precision.add_argument("--batch", type=positive, default=32)
     precision.set_defaults(run=precision_command)
+    upscaling = commands.add_parser("upscale", help=upscale_command.__doc__)
+    upscaling.add_argument("recipe", choices=sorted(SR_RECIPES["demo"]), help="SR recipe")
+    add_image_arguments(upscaling)
+    upscaling.add_argument("--out", required=True, help="folder for the PNG files (new or empty)")
+    upscaling.set_defaults(run=upscale_command)
+    reading = commands.add_parser("read", help=read_command.__doc__)
+    reading.add_argument("recipe", choices=sorted(CDISTNET_RECIPES["demo"]), help="CDistNet recipe")
+    add_image_arguments(reading)
+    reading.add_argument(
+        "--sr", choices=sorted(SR_RECIPES["demo"]), default=None, help="SR recipe (else bicubic)"
+    )
+    reading.add_argument("--beam", type=positive, default=BEAM_SIZE, help="CDistNet beam width")
+    reading.set_defaults(run=read_command)
     return parser
+
+
+def add_image_arguments(parser: argparse.ArgumentParser) -> None:
+    """INPUT, batch size, device and the session options of `upscale` and `read`."""
+    parser.add_argument("input", help="a folder of images or a TextZoom LMDB split")
+    parser.add_argument("--batch", type=positive, default=64, help="images per batch")
+    add_session_arguments(parser)
+    add_device_arguments(parser)
 
 
 def error_message(error: BaseException) -> str:

@@ -34,6 +34,17 @@ def write_raw_lmdb(path: Path, records: dict[bytes, bytes]) -> Path:
     return path
 
 
+def raw_records(count: int, seed: int, label: str = "w") -> dict[bytes, bytes]:
+    """`count` random TextZoom records (PNG, at the stored sizes) labelled `<label><index>`."""
+    rng = np.random.default_rng(seed)
+    records = {b"num-samples": str(count).encode()}
+    for i in range(1, count + 1):
+        records[b"label-%09d" % i] = f"{label}{i}".encode()
+        records[b"image_hr-%09d" % i] = encoded(random_image(rng, (128, 32)))
+        records[b"image_lr-%09d" % i] = encoded(random_image(rng, (64, 16)))
+    return records
+
+
 @pytest.fixture
 def textzoom_like(tmp_path: Path) -> tuple[Path, list[tuple[Image.Image, Image.Image, str]]]:
     """A 4-record split as TextZoom stores them: odd sizes, PNG and JPEG, grayscale and RGBA."""

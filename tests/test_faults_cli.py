@@ -224,3 +224,22 @@ def test_data_reports_num_samples_beyond_the_records(tiny_recipes, capsys):
     assert "... and 76 more" in captured.out  # 20 lines shown
     assert "96 records cannot be read" in captured.err
     assert main([*arguments, "--skip-corrupt"]) == 0
+
+
+def test_checking_official_files_converts_each_file_once(tiny_recipes, monkeypatch):
+    from ocrsr_lib.checkpoints import CheckpointError
+    from ocrsr_lib.config import setup
+    from ocrsr_lib.models import OFFICIAL_REFERENCES, registry
+    from ocrsr_lib.runs import check_official_runs
+
+    conversions = []
+    convert = registry.CONVERTERS["edsr"]
+    monkeypatch.setitem(
+        registry.CONVERTERS, "edsr", lambda *args: conversions.append(args) or convert(*args)
+    )
+    edsr_file = OFFICIAL_REFERENCES / "edsr_x2_small.pt"
+    official = {"edsr-natural": edsr_file}
+    session = setup("demo", textzoom=tiny_recipes, verbose=False, official=official)
+    with pytest.raises(CheckpointError, match="cannot start 'stn-edsr'"):
+        check_official_runs(session)
+    assert conversions == [(edsr_file,)]

@@ -154,7 +154,8 @@ def test_a_position_code_stored_in_double_precision_is_accepted(tmp_path):
 def test_check_official_accepts_the_official_reference_files(kind):
     from ocrsr_lib.models.registry import check_official
 
-    assert check_official(kind, OFFICIAL_REFERENCES / f"{REFERENCE_FILES[kind]}.pt") is None
+    model = check_official(kind, OFFICIAL_REFERENCES / f"{REFERENCE_FILES[kind]}.pt")
+    assert not model.training and sum(p.numel() for p in model.parameters()) > 0
 
 
 def test_check_official_names_recipe_file_and_cause(tmp_path):

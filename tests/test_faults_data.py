@@ -14,7 +14,7 @@ from pathlib import Path
 import lmdb
 import numpy as np
 import pytest
-from conftest import encoded, random_image, write_raw_lmdb
+from conftest import random_image, raw_records, write_raw_lmdb
 from PIL import Image
 
 from ocrsr_lib.data.scene_text import SceneTextDataset, write_scene_text_lmdb
@@ -316,12 +316,7 @@ def test_check_split_fast_path_checks_header_and_keys_without_decoding(tmp_path,
 def test_check_split_verify_decodes_every_record_and_reports_progress(tmp_path):
     from ocrsr_lib.data.textzoom import check_split
 
-    rng = np.random.default_rng(1)
-    records = {b"num-samples": b"4"}
-    for i in range(1, 5):
-        records[b"label-%09d" % i] = f"w{i}".encode()
-        records[b"image_hr-%09d" % i] = encoded(random_image(rng, (128, 32)))
-        records[b"image_lr-%09d" % i] = encoded(random_image(rng, (64, 16)))
+    records = raw_records(4, seed=1)
     records[b"image_hr-000000003"] = b"not an image"
     path = write_raw_lmdb(tmp_path / "split", records)
     assert check_split(path).ok  # the fast path does not decode images
@@ -333,6 +328,20 @@ def test_check_split_verify_decodes_every_record_and_reports_progress(tmp_path):
     assert [index for index, _ in checked.skipped] == [3]
     assert checked.skipped[0][1].startswith("record image_hr-000000003 is not a readable image")
     assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_a_verified_check_is_remembered_until_the_split_changes(tmp_path):
+    from ocrsr_lib.data.textzoom import check_split
+
+    path = tmp_path / "split"
+    write_textzoom_lmdb(path, samples(3))
+    counted = []
+    first = check_split(path, verify=True, progress=lambda done, total: counted.append(done))
+    again = check_split(path, verify=True, progress=lambda done, total: counted.append(done))
+    assert again == first and counted == [1, 2, 3]  # the second check decoded nothing
+    write_textzoom_lmdb(path, samples(4, seed=1), overwrite=True)
+    changed = check_split(path, verify=True, progress=lambda done, total: counted.append(done))
+    assert changed.num_samples == 4 and counted == [1, 2, 3, 1, 2, 3, 4]
 
 
 def test_check_split_names_a_folder_without_a_split(tmp_path):

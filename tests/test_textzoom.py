@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import encoded, random_image, write_raw_lmdb
+from conftest import encoded, random_image, raw_records, write_raw_lmdb
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -150,13 +150,8 @@ def test_missing_folder_is_reported(tmp_path):
 
 def corrupt_records() -> dict[bytes, bytes]:
     """Five records; record 3's HR image is truncated and record 5 has no LR image."""
-    rng = np.random.default_rng(4)
-    records = {b"num-samples": b"5"}
-    for i in range(1, 6):
-        records[b"label-%09d" % i] = f"word{i}".encode()
-        records[b"image_hr-%09d" % i] = encoded(random_image(rng, (128, 32)))
-        if i != 5:
-            records[b"image_lr-%09d" % i] = encoded(random_image(rng, (64, 16)))
+    records = raw_records(5, seed=4, label="word")
+    del records[b"image_lr-000000005"]
     records[b"image_hr-000000003"] = records[b"image_hr-000000003"][:40]
     return records
 

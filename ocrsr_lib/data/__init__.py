@@ -98,9 +98,9 @@ def note_skipped(session: Session, datasets: Iterable[Dataset]) -> None:
 
 
 def skipped_lines(session: Session) -> list[str]:
-    """One line per record left out so far (split folder, record index, reason)."""
+    """One line per unreadable record noted so far (split folder, record index, reason)."""
     return [
-        f"skipped {folder} record {index}: {reason}"
+        f"{folder} record {index}: {reason}"
         for folder, records in session.skipped.items()
         for index, reason in records
     ]

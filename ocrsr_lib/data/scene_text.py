@@ -19,8 +19,8 @@ from ocrsr_lib.data.textzoom import (
     LR_SIZE,
     TextZoomDataset,
     TextZoomFormatError,
-    _to_tensor,
     encode_image,
+    image_tensor,
     record_key,
     write_records_lmdb,
 )
@@ -60,7 +60,7 @@ class SceneTextDataset(Dataset):
             raise IndexError(f"index {i} is out of range for {len(self)} samples in {self.path}")
         image, label = self.read_record(self.indices[i])
         low = image.resize((LR_SIZE[1], LR_SIZE[0]), Image.BICUBIC)
-        return _to_tensor(low), _to_tensor(image), label
+        return image_tensor(low), image_tensor(image), label
 
     def read_record(self, key_index: int) -> tuple[Image.Image, str]:
         """Decode record `key_index` (1-based): the RGB image at 32x128 and its label."""

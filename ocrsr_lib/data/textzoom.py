@@ -123,6 +123,9 @@ def _check_file_size(path: Path, env: lmdb.Environment) -> None:
 _ENVIRONMENTS: dict[Path, tuple[int, tuple[int, ...], lmdb.Environment]] = {}
 
 
+_VERIFIED: dict[tuple[Path, tuple[str, ...]], tuple[tuple[int, ...], SplitCheck]] = {}
+
+
 def _file_identity(path: Path) -> tuple[int, ...]:
     """Device, inode, size and modification time of `data.mdb`: changes when it is replaced."""
     status = (path / "data.mdb").stat()
@@ -176,7 +179,7 @@ def _reading(path: Path) -> Iterator[lmdb.Transaction]:
         raise _lmdb_error(path, error) from None
 
 
-def _to_tensor(image: Image.Image) -> torch.Tensor:
+def image_tensor(image: Image.Image) -> torch.Tensor:
     """HxWxC uint8 image -> CxHxW float tensor in [0, 1]."""
     array = np.asarray(image, dtype=np.float32) / 255.0
     if array.ndim == 2:
@@ -308,21 +311,28 @@ def check_split(
 
     A damaged file raises TextZoomFormatError naming the split and the cause; missing or
     undecodable records are listed in `skipped`. `progress(done, total)` is called after each
-    record decoded by `verify` (e.g. a progress bar's update).
+    record decoded by `verify` (e.g. a progress bar's update). A verified check is remembered
+    until the file changes, so loading a split again does not decode it again.
     """
     path = Path(path)
     if not (path / "data.mdb").is_file():
         raise FileNotFoundError(f"{path}: no TextZoom split here (no data.mdb)")
+    memo, identity = (path.resolve(), fields), _file_identity(path)
+    known_identity, known = _VERIFIED.get(memo, (None, None))
+    if verify and known is not None and known_identity == identity:
+        return known
     with _reading(path) as txn:
         count = _read_num_samples(path, txn)
         entries = _open_readonly(path).stat()["entries"]
         missing = _missing_records(txn, entries, count, fields)
     skipped = [(index, f"record {key} is missing") for index, key in missing.items()]
     indices = [index for index in range(1, count + 1) if index not in missing]
-    if verify:
-        indices, undecodable = _decodable_records(path, indices, fields, progress)
-        skipped = sorted(skipped + undecodable)
-    return SplitCheck(path, count, len(indices), skipped, verify)
+    if not verify:
+        return SplitCheck(path, count, len(indices), skipped, verify)
+    indices, undecodable = _decodable_records(path, indices, fields, progress)
+    check = SplitCheck(path, count, len(indices), sorted(skipped + undecodable), verify)
+    _VERIFIED[memo] = (identity, check)
+    return check
 
 
 def _decodable_records(
@@ -401,7 +411,7 @@ class TextZoomDataset(Dataset):
         return self._tensor(lr_image), self._tensor(hr_image), label
 
     def _tensor(self, image: Image.Image) -> torch.Tensor:
-        tensor = _to_tensor(image)
+        tensor = image_tensor(image)
         return torch.cat([tensor, tsrn_mask(image)]) if self.mask else tensor
 
     def read_record(self, key_index: int) -> tuple[Image.Image, Image.Image, str]:

@@ -95,9 +95,9 @@ def load_official(kind: str, path: str | os.PathLike, **options) -> nn.Module:
 
 def check_official(
     kind: str, path: str | os.PathLike, recipe: str = "", fits: nn.Module | None = None
-) -> None:
-    """Convert an official file now, as a session would (`load_official` without options), so
-    that a wrong file is refused before any work rather than after other runs have trained.
+) -> nn.Module:
+    """The converted official model (`load_official` without options), or an error that names
+    the recipe it stands in for, so that a wrong file is refused before any work.
 
     `recipe` (a key of `config.OFFICIAL_RUNS`) is named in the error; with `fits`, the converted
     tensors must also load strictly into that model (e.g. the fresh model of a recipe that
@@ -114,6 +114,7 @@ def check_official(
             f"{what} cannot be used: {path} does not fit the {type(fits).__name__} that starts "
             "from it:\n  " + "\n  ".join(problems)
         )
+    return model
 
 
 def parameter_count(model: nn.Module, trainable_only: bool = False) -> int:

@@ -27,7 +27,6 @@ from ocrsr_lib.checkpoints import (
 )
 from ocrsr_lib.config import OFFICIAL_RUNS, Session
 from ocrsr_lib.data import skipped_lines
-from ocrsr_lib.models import load_official
 from ocrsr_lib.models.registry import check_official
 from ocrsr_lib.train import TrainConfig, TrainResult
 
@@ -151,7 +150,7 @@ def trained(session: Session, name: str) -> Run:
     Explained in chapter 2.
     """
     if name in session.official:
-        model = load_official(OFFICIAL_RUNS[name], session.official[name]).eval()
+        model = check_official(OFFICIAL_RUNS[name], session.official[name], recipe=name).eval()
         key = run_key(session, name)
         return Run(name, model, TrainResult(steps=0), session.official[name], key)
     family, recipe = family_of(session, name), recipe_for(session, name)
@@ -172,8 +171,7 @@ def check_official_runs(session: Session) -> None:
     now, so that a wrong file is refused (naming recipe, file and cause) before any training."""
     table = session.profile.recipe_table
     for name, path in session.official.items():
-        check_official(OFFICIAL_RUNS[name], path, recipe=name)
-        start = trained(session, name)
+        start = trained(session, name)  # converts the file once; errors name the recipe
         for family in FAMILIES:
             for consumer, recipe in family.recipes[table].items():
                 if recipe.start_from != name:
