@@ -20,6 +20,7 @@ DEVICE_ENV = "OCRSR_DEVICE"
 TEXTZOOM_ENV = "OCRSR_TEXTZOOM"
 SCENE_TEXT_ENV = "OCRSR_SCENE_TEXT"  # MJSynth/SynthText LMDB folders, separated by os.pathsep
 OFFICIAL_ENV = "OCRSR_OFFICIAL"  # official checkpoints: RECIPE=FILE, separated by commas
+RETRAIN_ENV = "OCRSR_RETRAIN"  # 1: train every run instead of loading shipped weights
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,14 @@ def scene_text_roots(roots: Sequence[str | os.PathLike] | None = None) -> tuple[
     return tuple(Path(root).expanduser() for root in roots)
 
 
+def retrain_requested() -> bool:
+    """Whether OCRSR_RETRAIN asks to ignore shipped weights ("1") or not ("0" or unset)."""
+    value = os.environ.get(RETRAIN_ENV, "").strip()
+    if value not in ("", "0", "1"):
+        raise ValueError(f"{RETRAIN_ENV} is 1 (retrain) or 0 (use shipped weights), not {value!r}")
+    return value == "1"
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and PyTorch (all devices) so a run can be repeated."""
     random.seed(seed)
@@ -185,6 +194,9 @@ class Session:
     skip_corrupt: bool = False
     # the records left out so far: split folder -> [(1-based record index, reason)]
     skipped: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    # train every run that the cache lacks instead of loading the weights shipped with the
+    # package (`ocrsr_lib.runs.shipped`); --retrain, OCRSR_RETRAIN=1
+    retrain: bool = False
 
     def describe(self) -> str:
         data = f"real TextZoom at {self.textzoom}" if self.textzoom else "synthetic TextZoom"
@@ -194,6 +206,7 @@ class Session:
         official = ", ".join(f"{k} from {v}" for k, v in self.official.items()) or "none"
         if self.skip_corrupt:
             data += ", unreadable records left out"
+        shipped = "ignored (retrain)" if self.retrain else "used where a run's key matches"
         return "\n".join(
             [
                 f"profile : {self.profile.name} ({self.profile.description})",
@@ -202,6 +215,7 @@ class Session:
                 f"seed    : {self.seed}",
                 f"training: recipes as named, overrides: {overrides}",
                 f"official: {official}",
+                f"shipped : {shipped}",
                 f"cache   : {self.cache.root}",
                 f"versions: python {platform.python_version()}, torch {torch.__version__}, "
                 f"numpy {np.__version__}",
@@ -219,13 +233,15 @@ def setup(
     train_overrides: dict[str, object] | None = None,
     official: dict[str, str | os.PathLike] | None = None,
     skip_corrupt: bool = False,
+    retrain: bool | None = None,
 ) -> Session:
     """Pick profile, device, seed and cache, seed everything, print them, return the session.
 
     `train_overrides` replace TrainConfig fields in every recipe (e.g. batch_size, bf16);
     `official` maps recipes (OFFICIAL_RUNS) to official checkpoint files used instead; it adds
     to (and overrides) those named by OCRSR_OFFICIAL; `skip_corrupt` leaves unreadable records
-    out of every split instead of stopping at the first."""
+    out of every split instead of stopping at the first; `retrain` (default: OCRSR_RETRAIN=1)
+    trains runs instead of loading the weights shipped with the package."""
     chosen = get_profile(profile)
     root = textzoom or (os.environ.get(TEXTZOOM_ENV) if chosen.uses_real_textzoom else None)
     selected = select_device(device)
@@ -241,6 +257,7 @@ def setup(
             {**parse_official(os.environ.get(OFFICIAL_ENV, "")), **(official or {})}
         ),
         skip_corrupt=skip_corrupt,
+        retrain=retrain_requested() if retrain is None else retrain,
     )
     seed_everything(seed)
     if verbose:

@@ -69,14 +69,15 @@ def session_textzoom_root(session: Session) -> Path:
 
 def textzoom_identity(session: Session) -> str:
     """What identifies the session's text data, without reading or generating it: the real
-    TextZoom's folder, or the synthetic one's (whose name hashes its generator settings)."""
+    TextZoom's folder, or the synthetic one's name (a hash of its generator settings, the same
+    in every cache folder and on every machine, so that shipped weights match)."""
     if session.textzoom is not None:
         return str(Path(session.textzoom).resolve())
     synthetic = session.profile.synthetic
     root = synthetic_textzoom_root(
         session.cache.root, synthetic.train_pairs, synthetic.test_pairs, synthetic.seed
     )
-    return str(root)
+    return root.name
 
 
 def session_splits(session: Session, **options) -> dict[str, Dataset]:

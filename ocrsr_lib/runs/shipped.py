@@ -1,0 +1,189 @@
+"""Weights shipped with the package, so that a fresh clone or `pip install .` evaluates the demo
+without training: per run, a safetensors file of the model's state dict (parameters and buffers;
+no optimizer state, no pickle) and a JSON manifest beside it (recipe, run key, SHA-256, how,
+where and from which commit it was made, and the training history the chapters plot), in
+`ocrsr_lib/shipped_weights/<profile>/`, named like the cache's checkpoint:
+`<prefix>-<recipe>-<key>.safetensors`.
+
+`runs.core.trained` loads a shipped file when the cache lacks the run and the file's key equals
+the run's key; `ocrsr_lib.shipping` makes the files (`ocrsr weights build`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+from torch import nn
+
+from ocrsr_lib.checkpoints import (
+    CheckpointError,
+    atomic_write,
+    atomic_write_text,
+    load_state_dict_strict,
+)
+from ocrsr_lib.train import TrainResult
+
+SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "shipped_weights"
+MANIFEST_FORMAT = 1
+# storage of floating-point tensors: float32 is what training produced (a retrain reproduces it
+# exactly); float16 halves the files, and a model loaded from one holds the rounded weights
+STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+# what every manifest holds (written by `write_shipped` and `ocrsr_lib.shipping.ship_run`)
+MANIFEST_FIELDS = (
+    "format",
+    "file",
+    "recipe",
+    "profile",
+    "key",
+    "sha256",
+    "bytes",
+    "dtype",
+    "command",
+    "commit",
+    "seconds",
+    "images_per_second",
+    "batch_size",
+    "steps",
+    "device",
+    "threads",
+    "cpu_capability",
+    "torch",
+    "history",
+)
+
+
+def shipped_folder(profile: str) -> Path:
+    """The folder of the weights shipped for a profile (package data; it may not exist)."""
+    return SHIPPED_WEIGHTS / profile
+
+
+def shipped_name(prefix: str, name: str, key: str) -> str:
+    """A shipped file's name: the cache's checkpoint name, as safetensors."""
+    return f"{prefix}-{name}-{key}.safetensors"
+
+
+def manifest_path(path: str | Path) -> Path:
+    """The JSON manifest beside a shipped safetensors file."""
+    return Path(path).with_suffix(".json")
+
+
+def stored_tensors(model: nn.Module, dtype: str = "float32") -> dict[str, torch.Tensor]:
+    """The model's state dict as separate contiguous CPU tensors (safetensors refuses shared
+    storage), floating-point ones stored as `dtype`."""
+    if dtype not in STORAGE_DTYPES:
+        raise ValueError(f"shipped tensors are stored as {list(STORAGE_DTYPES)}, not {dtype!r}")
+    tensors = {}
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().to("cpu")
+        if tensor.is_floating_point():
+            tensor = tensor.to(STORAGE_DTYPES[dtype])
+        tensors[name] = tensor.contiguous().clone()
+    return tensors
+
+
+def history_of(result: TrainResult) -> dict:
+    """The training history as JSON data (a term's NaN, where a step did not report it, as null)."""
+    terms = {
+        name: [None if math.isnan(value) else value for value in values]
+        for name, values in result.terms.items()
+    }
+    return {"losses": result.losses, "terms": terms, "validations": result.validations}
+
+
+def result_from(manifest: Mapping) -> TrainResult:
+    """The run's TrainResult as recorded: history, steps, training seconds and device."""
+    history = manifest["history"]
+    terms = {
+        name: [math.nan if value is None else value for value in values]
+        for name, values in history["terms"].items()
+    }
+    losses = list(history["losses"])
+    return TrainResult(
+        steps=manifest["steps"],
+        resumed_from=len(losses),  # nothing was trained by this call
+        losses=losses,
+        terms=terms,
+        validations=list(history["validations"]),
+        seconds=manifest["seconds"],
+        device=manifest["device"],
+    )
+
+
+def manifest_text(manifest: Mapping) -> str:
+    """JSON with one line per field (long histories stay on their own line)."""
+    lines = [f"  {json.dumps(name)}: {json.dumps(value)}" for name, value in manifest.items()]
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def write_shipped(
+    path: str | Path, model: nn.Module, manifest: Mapping, dtype: str = "float32"
+) -> Path:
+    """Write the model's tensors to `path` and the manifest beside it (each atomically); the
+    manifest gets the file's name, size, SHA-256 and storage dtype."""
+    path = Path(path)
+    tensors = stored_tensors(model, dtype)
+    data = save_tensors(tensors, metadata={"recipe": manifest["recipe"], "key": manifest["key"]})
+    atomic_write(path, lambda file: file.write(data))
+    described = {
+        "format": MANIFEST_FORMAT,
+        "file": path.name,
+        **manifest,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+        "dtype": dtype,
+    }
+    missing = [name for name in MANIFEST_FIELDS if name not in described]
+    if missing:
+        raise ValueError(f"the manifest of {path} lacks {missing}")
+    atomic_write_text(manifest_path(path), manifest_text(described))
+    return path
+
+
+def read_manifest(path: str | Path) -> dict:
+    """The manifest of a shipped file; a missing, unreadable or incomplete one is an error
+    naming the file."""
+    manifest_file = manifest_path(path)
+    if not manifest_file.is_file():
+        raise FileNotFoundError(f"no manifest {manifest_file} beside the shipped file {path}")
+    try:
+        manifest = json.loads(manifest_file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{manifest_file}: not a readable manifest: {error}") from None
+    missing = [name for name in MANIFEST_FIELDS if name not in manifest]
+    if missing:
+        raise CheckpointError(f"{manifest_file}: the manifest lacks {missing}")
+    return manifest
+
+
+def load_shipped(model: nn.Module, path: str | Path) -> TrainResult:
+    """Load a shipped file into `model` (strictly: every key and shape) after checking its
+    SHA-256 against the manifest; return the training history the manifest records."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != manifest["sha256"]:
+        raise CheckpointError(
+            f"{path}: SHA-256 {digest} differs from the manifest's {manifest['sha256']} (a "
+            f"corrupt or changed file); re-make it with `{manifest['command']}`, or retrain "
+            "instead (--retrain, OCRSR_RETRAIN=1)"
+        )
+    try:
+        tensors = load_tensors(data)
+    except Exception as error:  # safetensors' own error type
+        raise CheckpointError(f"{path}: not a readable safetensors file: {error}") from None
+    load_state_dict_strict(model, tensors, f"shipped file {path}")
+    return result_from(manifest)
+
+
+def shipped_manifests(profile: str) -> list[dict]:
+    """The manifests of the weights shipped for a profile, by file name."""
+    folder = shipped_folder(profile)
+    return [read_manifest(path) for path in sorted(folder.glob("*.safetensors"))]

@@ -1,0 +1,327 @@
+"""Weights shipped with the package: written from a trained run, found by the run's key, loaded
+without training on an empty cache, ignored by a retrain (which reproduces them exactly on the
+CPU), stale when the recipe changes, refused when corrupt; `ocrsr weights build` and `list`; and
+the real shipped set checked against the current recipes."""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import hashlib
+import re
+import tomllib
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ocrsr_lib import config, runs, shipping
+from ocrsr_lib.checkpoints import CheckpointError
+from ocrsr_lib.cli import build_parser, main
+from ocrsr_lib.config import SyntheticDataConfig, setup
+from ocrsr_lib.data import ensure_synthetic_textzoom
+from ocrsr_lib.runs import shipped as shipped_files
+from ocrsr_lib.runs import sr
+from ocrsr_lib.runs.shipped import MANIFEST_FIELDS, load_shipped, read_manifest
+
+REAL_SHIPPED = shipped_files.SHIPPED_WEIGHTS
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def shipped_folder(tiny_recipes, tmp_path, monkeypatch):
+    """Shipped weights go to a temporary folder; OCRSR_RETRAIN unset; tiny SR runs shipped."""
+    monkeypatch.setattr(shipped_files, "SHIPPED_WEIGHTS", tmp_path / "shipped")
+    monkeypatch.delenv("OCRSR_RETRAIN", raising=False)
+    monkeypatch.setitem(shipping.SHIPPED_RUNS, "demo", ("edsr-natural", "stn-edsr", "edsr"))
+    return tmp_path / "shipped" / "demo"
+
+
+def session_on_empty_cache(tiny_recipes, monkeypatch, folder: str, **options):
+    """A demo session on the tiny TextZoom with its own, empty cache folder."""
+    monkeypatch.setenv("OCRSR_CACHE", str(tiny_recipes.parent / folder))
+    return setup("demo", device="cpu", textzoom=tiny_recipes, verbose=False, **options)
+
+
+def assert_same_tensors(first: dict, second: dict) -> None:
+    assert first.keys() == second.keys()
+    for name, tensor in first.items():
+        assert torch.equal(tensor, second[name]), name
+
+
+def ship(tiny_recipes, monkeypatch, name: str = "edsr", dtype: str = "float32"):
+    """Train `name` in a cache of its own and ship it; (shipped file, trained run)."""
+    session = session_on_empty_cache(tiny_recipes, monkeypatch, "build-cache")
+    command = shipping.remake_command(session, name, dtype)
+    path = shipping.ship_run(session, name, command, dtype)
+    return path, runs.trained(session, name)
+
+
+def test_a_shipped_run_loads_on_an_empty_cache_without_training(
+    shipped_folder, tiny_recipes, monkeypatch
+):
+    path, made = ship(tiny_recipes, monkeypatch)
+    assert path.parent == shipped_folder and path.name == f"sr-edsr-{made.key}.safetensors"
+    assert path.with_suffix(".json").is_file() and made.source == "cache"
+
+    def no_training(*arguments, **options):
+        raise AssertionError("a shipped run was trained")
+
+    monkeypatch.setattr(sr, "train_sr", no_training)
+    session = session_on_empty_cache(tiny_recipes, monkeypatch, "fresh-cache")
+    assert runs.shipped_file(session, "edsr") == path
+    run = runs.trained(session, "edsr")
+    assert run.source == "shipped" and run.checkpoint == path and run.key == made.key
+    assert not (session.cache.root / "checkpoints").exists()  # nothing written to the cache
+    assert not run.model.training
+    assert_same_tensors(run.model.state_dict(), made.model.state_dict())
+    assert run.result.losses == made.result.losses and run.result.steps == 4
+    assert run.result.validations == made.result.validations
+    assert run.result.seconds == made.result.seconds > 0
+    assert run.result.images_per_second(4) == made.result.images_per_second(4)
+    line = runs.weights_line(run)
+    assert line.startswith(f"weights: shipped {path} (trained in") and "on cpu" in line
+
+
+def test_a_retrain_ignores_the_shipped_file_and_reproduces_its_tensors(
+    shipped_folder, tiny_recipes, monkeypatch
+):
+    path, _ = ship(tiny_recipes, monkeypatch)
+    retraining = session_on_empty_cache(tiny_recipes, monkeypatch, "retrain-cache", retrain=True)
+    assert runs.shipped_file(retraining, "edsr") is None
+    run = runs.trained(retraining, "edsr")
+    assert run.source == "trained" and run.checkpoint.is_file()
+    assert_same_tensors(run.model.state_dict(), load_file(path))
+    assert runs.trained(retraining, "edsr").source == "cache"  # retrained once, then cached
+    monkeypatch.setenv("OCRSR_RETRAIN", "1")
+    assert setup("demo", device="cpu", verbose=False).retrain
+    assert "shipped : ignored (retrain)" in setup("demo", device="cpu", verbose=False).describe()
+    monkeypatch.setenv("OCRSR_RETRAIN", "yes")
+    with pytest.raises(ValueError, match="OCRSR_RETRAIN is 1"):
+        setup("demo", device="cpu", verbose=False)
+
+
+def test_a_changed_recipe_makes_the_shipped_file_stale_and_trains(
+    shipped_folder, tiny_recipes, monkeypatch
+):
+    path, _ = ship(tiny_recipes, monkeypatch)
+    session = session_on_empty_cache(tiny_recipes, monkeypatch, "fresh-cache")
+    assert shipping.stale_shipped(session) == []
+    demo = dict(sr.SR_RECIPES["demo"])
+    demo["edsr"] = replace(demo["edsr"], train=replace(demo["edsr"].train, steps=5))
+    monkeypatch.setitem(sr.SR_RECIPES, "demo", demo)
+    [line] = shipping.stale_shipped(session)
+    assert path.name in line and "recipe 'edsr'" in line
+    assert "`ocrsr weights build --profile demo edsr`" in line
+    assert runs.shipped_file(session, "edsr") is None
+    run = runs.trained(session, "edsr")
+    assert run.source == "trained" and len(run.result.losses) == 5
+    monkeypatch.setitem(sr.SR_RECIPES, "demo", {"edsr-natural": demo["edsr-natural"]})
+    [line] = shipping.stale_shipped(session)
+    assert "recipe 'edsr' is gone" in line and "ocrsr weights build --profile demo" in line
+
+
+def test_a_corrupt_shipped_file_is_refused_naming_it(shipped_folder, tiny_recipes, monkeypatch):
+    path, made = ship(tiny_recipes, monkeypatch)
+    data = bytearray(path.read_bytes())
+    data[-8:] = bytes(255 - byte for byte in data[-8:])  # flip the last tensor's bytes
+    path.write_bytes(bytes(data))
+    session = session_on_empty_cache(tiny_recipes, monkeypatch, "fresh-cache")
+    with pytest.raises(CheckpointError, match=re.escape(str(path)) + ": SHA-256") as refused:
+        runs.trained(session, "edsr")
+    assert "re-make it with `ocrsr weights build --profile demo edsr`" in str(refused.value)
+    path.with_suffix(".json").unlink()
+    with pytest.raises(FileNotFoundError, match=f"no manifest .* beside the shipped file {path}"):
+        load_shipped(made.model, path)
+
+
+def test_the_manifest_records_how_where_and_from_what_the_file_was_made(
+    shipped_folder, tiny_recipes, monkeypatch
+):
+    path, made = ship(tiny_recipes, monkeypatch)
+    manifest = read_manifest(path)
+    assert set(MANIFEST_FIELDS) <= set(manifest)
+    assert manifest["file"] == path.name and manifest["recipe"] == "edsr"
+    assert manifest["profile"] == "demo" and manifest["key"] == made.key
+    assert manifest["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert manifest["bytes"] == path.stat().st_size and manifest["dtype"] == "float32"
+    assert manifest["command"] == "ocrsr weights build --profile demo edsr"
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|unknown", manifest["commit"])
+    assert manifest["seconds"] == made.result.seconds > 0
+    assert manifest["images_per_second"] == made.result.images_per_second(4)
+    assert manifest["steps"] == 4 and manifest["batch_size"] == 4
+    assert manifest["device"] == "cpu" and manifest["torch"] == torch.__version__
+    assert manifest["threads"] == torch.get_num_threads()
+    assert manifest["history"]["losses"] == made.result.losses
+    assert manifest["history"]["terms"] == made.result.terms
+    # the model's tensors and nothing else: no optimizer state, no training state
+    assert load_file(path).keys() == made.model.state_dict().keys()
+
+
+def test_float16_storage_halves_the_file_and_loads_the_rounded_weights(
+    shipped_folder, tiny_recipes, monkeypatch
+):
+    full, made = ship(tiny_recipes, monkeypatch)
+    size = full.stat().st_size
+    half, _ = ship(tiny_recipes, monkeypatch, dtype="float16")
+    assert half == full  # the same run and key: the file is rewritten
+    assert read_manifest(half)["dtype"] == "float16" and half.stat().st_size < 0.6 * size
+    assert read_manifest(half)["command"].endswith("--dtype float16 edsr")
+    model = copy.deepcopy(made.model)
+    load_shipped(model, half)
+    for name, tensor in made.model.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor.half().float()), name
+
+
+@pytest.fixture
+def tiny_demo_profile(shipped_folder, tmp_path, monkeypatch):
+    """The demo profile's synthetic TextZoom cut to 60 training and 4 test pairs per split (so
+    that the commands, which take no --textzoom, run in seconds), generated once."""
+    demo = replace(config.PROFILES["demo"], synthetic=SyntheticDataConfig(60, (4, 4, 4)))
+    monkeypatch.setitem(config.PROFILES, "demo", demo)
+    ensure_synthetic_textzoom(tmp_path / "data", 60, (4, 4, 4), workers=1)
+    return shipped_folder
+
+
+def use_empty_cache(tmp_path, monkeypatch, folder: str) -> None:
+    """OCRSR_CACHE names a cache without checkpoints that shares the tiny synthetic data."""
+    (tmp_path / folder / "demo").mkdir(parents=True, exist_ok=True)
+    datasets = tmp_path / folder / "demo" / "datasets"
+    if not datasets.exists():
+        datasets.symlink_to(tmp_path / "data" / "datasets")
+    monkeypatch.setenv("OCRSR_CACHE", str(tmp_path / folder))
+
+
+def test_weights_build_and_list_commands(tiny_demo_profile, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(shipping.SHIPPED_RUNS, "demo", ("stn-edsr", "edsr-natural"))
+    use_empty_cache(tmp_path, monkeypatch, "build-cache")
+    assert main(["weights", "build", "--profile", "demo"]) == 0
+    printed = capsys.readouterr().out
+    assert "in this order: edsr-natural, stn-edsr" in printed and "shipped set:" in printed
+    assert len(list(tiny_demo_profile.glob("*.safetensors"))) == 2
+    assert main(["weights", "list", "--profile", "demo"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("current") == 2 and "2 files" in printed and "budget 40 MB" in printed
+    # a changed start makes both stale: edsr-natural's key enters stn-edsr's
+    demo = dict(sr.SR_RECIPES["demo"])
+    demo["edsr-natural"] = replace(demo["edsr-natural"], natural_pairs=20)
+    monkeypatch.setitem(sr.SR_RECIPES, "demo", demo)
+    assert main(["weights", "list", "--profile", "demo"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("stale") == 2
+    assert "`ocrsr weights build --profile demo stn-edsr`" in printed
+    assert main(["weights", "build", "--profile", "demo", "edsr-natural"]) == 0
+    [manifest] = [m for m in shipping.shipped_manifests("demo") if m["recipe"] == "edsr-natural"]
+    assert manifest["key"] == runs.run_key(setup("demo", verbose=False), "edsr-natural")
+    assert len(list(tiny_demo_profile.glob("*.safetensors"))) == 2  # the old one replaced
+    monkeypatch.setitem(shipping.SHIPPED_RUNS, "demo", ("edsr-natural",))
+    assert main(["weights", "build", "--profile", "demo"]) == 0
+    assert "no longer shipped" in capsys.readouterr().out
+    assert [m["recipe"] for m in shipping.shipped_manifests("demo")] == ["edsr-natural"]
+    assert main(["weights", "build", "--profile", "demo", "edsr"]) == 2
+    assert "not shipped for 'demo'" in capsys.readouterr().err
+
+
+def test_train_sr_uses_shipped_weights_and_a_retrain_prints_the_same_evaluation(
+    tiny_demo_profile, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setitem(shipping.SHIPPED_RUNS, "demo", ("edsr-natural",))
+    use_empty_cache(tmp_path, monkeypatch, "build-cache")
+    assert main(["weights", "build", "--profile", "demo"]) == 0
+    capsys.readouterr()
+    evaluations = []
+    for folder, retrain in (("empty-cache", []), ("retrain-cache", ["--retrain"])):
+        use_empty_cache(tmp_path, monkeypatch, folder)
+        assert main(["train-sr", "edsr-natural", "--profile", "demo", *retrain]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        weights = next(line for line in lines if line.startswith("weights:"))
+        assert lines[lines.index(weights) - 1].startswith("checkpoint: ")
+        evaluations.append(lines[lines.index(weights) + 2 :])
+        expected = "weights: trained now" if retrain else "weights: shipped"
+        assert weights.startswith(expected)
+    assert evaluations[0] == evaluations[1] and "bicubic" in evaluations[0][1]
+
+
+def test_every_training_command_takes_retrain():
+    parser = build_parser()
+    for command in (
+        ["train-sr", "edsr"],
+        ["train-cdistnet", "pretrain"],
+        ["quantize"],
+        ["evaluate"],
+        ["report"],
+        ["check-precision"],
+    ):
+        assert parser.parse_args([*command, "--retrain"]).retrain, command
+    assert parser.parse_args(["weights", "build"]).retrain
+
+
+def real_session(profile: str, tmp_path, monkeypatch, retrain: bool = False):
+    """A session of the profile as a fresh clone sees it: no data, official or retrain settings."""
+    for variable in ("OCRSR_TEXTZOOM", "OCRSR_OFFICIAL", "OCRSR_RETRAIN", "OCRSR_SCENE_TEXT"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("OCRSR_CACHE", str(tmp_path / "cache"))
+    return setup(profile, device="cpu", verbose=False, retrain=retrain)
+
+
+def real_profiles() -> list[str]:
+    return sorted(folder.name for folder in REAL_SHIPPED.glob("*") if folder.is_dir())
+
+
+def test_every_shipped_file_matches_its_recipe(tmp_path, monkeypatch):
+    """Each file in ocrsr_lib/shipped_weights: intact (SHA-256), shipped on purpose, and keyed
+    by its recipe's current key; a recipe change fails here, naming the command that re-makes
+    the file."""
+    total = 0
+    for profile in real_profiles():
+        session = real_session(profile, tmp_path, monkeypatch)
+        for manifest in shipped_files.shipped_manifests(profile):
+            path = REAL_SHIPPED / profile / manifest["file"]
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            assert digest == manifest["sha256"], f"{path} is corrupt: re-run {manifest['command']}"
+            assert manifest["recipe"] in shipping.SHIPPED_RUNS.get(profile, ()), path
+            assert runs.run_key(session, manifest["recipe"]) == manifest["key"], (
+                f"{path} is stale: its recipe {manifest['recipe']!r} has changed; re-make it with "
+                f"`{manifest['command']}` (or the whole set: `ocrsr weights build --profile "
+                f"{profile}`)"
+            )
+        total += shipping.shipped_bytes(profile)
+    assert total <= shipping.SHIPPED_BUDGET_BYTES
+
+
+def test_every_shipped_file_is_package_data():
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    patterns = patterns["package-data"]["ocrsr_lib"]
+    package = REAL_SHIPPED.parent
+    for path in REAL_SHIPPED.rglob("*"):
+        if path.is_file():
+            relative = path.relative_to(package).as_posix()
+            assert any(fnmatch.fnmatch(relative, pattern) for pattern in patterns), relative
+
+
+def test_the_cheapest_shipped_run_retrains_to_the_shipped_tensors(tmp_path, monkeypatch):
+    """On the CPU training is deterministic for a given number of threads and instruction set,
+    both recorded in the manifest; the cheapest shipped run is retrained and compared."""
+    shipped = [(m["seconds"], p, m) for p in real_profiles() for m in shipping.shipped_manifests(p)]
+    shipped = [entry for entry in shipped if entry[2]["device"] == "cpu"]
+    if not shipped:
+        pytest.skip("no weights trained on the CPU are shipped yet")
+    _, profile, manifest = min(shipped, key=lambda entry: entry[0])
+    if manifest["cpu_capability"] != torch.backends.cpu.get_cpu_capability():
+        pytest.skip(f"shipped from a {manifest['cpu_capability']} CPU, this one differs")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(manifest["threads"])
+    try:
+        session = real_session(profile, tmp_path, monkeypatch, retrain=True)
+        run = runs.trained(session, manifest["recipe"])
+    finally:
+        torch.set_num_threads(threads)
+    shipped_tensors = load_file(REAL_SHIPPED / profile / manifest["file"])
+    dtype = shipped_files.STORAGE_DTYPES[manifest["dtype"]]
+    retrained = {
+        name: tensor.to(dtype) if tensor.is_floating_point() else tensor
+        for name, tensor in run.model.state_dict().items()
+    }
+    assert_same_tensors(retrained, shipped_tensors)
