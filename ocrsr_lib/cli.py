@@ -57,7 +57,6 @@ from ocrsr_lib.runs import (
     weights_line,
 )
 from ocrsr_lib.runs.shipped import (
-    STORAGE_DTYPES,
     read_manifest,
     shipped_folder,
     shipped_manifests,
@@ -302,7 +301,7 @@ def weights_build_command(args: argparse.Namespace, session: Session) -> int:
     print(f"building {len(order)} shipped runs in this order: {', '.join(order)}")
     seconds = 0.0
     for name in order:
-        path = ship_run(session, name, remake_command(session, name, args.dtype), args.dtype)
+        path = ship_run(session, name, remake_command(session, name))
         manifest = read_manifest(path)
         seconds += manifest["seconds"]
         print(
@@ -476,9 +475,6 @@ def add_weights_commands(commands: argparse._SubParsersAction) -> None:
     build = actions.add_parser("build", help=weights_build_command.__doc__)
     build.add_argument("recipes", nargs="*", metavar="RECIPE", help="default: every shipped run")
     build.add_argument("--device", default="cpu", help="where to train (default: cpu)")
-    build.add_argument(
-        "--dtype", choices=list(STORAGE_DTYPES), default="float32", help="tensor storage"
-    )
     for parser, command in ((listing, weights_list_command), (build, weights_build_command)):
         parser.add_argument("--profile", choices=sorted(PROFILES), default=None)
         parser.add_argument("--debug", action="store_true", help="show the full traceback")

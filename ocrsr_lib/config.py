@@ -43,6 +43,9 @@ class Profile:
     recipes: str = ""  # whose model sizes and training recipes to use; "" means this profile's
     budget: float = 1.0  # fraction of those recipes' training steps actually run
     test_words: int | None = None  # words per test split that pipelines are scored on (None: all)
+    # precision of every trained run's weights as used and shipped: "float16" rounds them once
+    # training ends, so a model trained now equals the shipped file (`ocrsr_lib.runs.shipped`)
+    weight_storage: str = "float32"
 
     @property
     def recipe_table(self) -> str:
@@ -55,6 +58,7 @@ PROFILES = {
         name="demo",
         description="CPU, synthetic TextZoom-format data, small models",
         synthetic=SyntheticDataConfig(train_pairs=6000, test_pairs=(300, 300, 300)),
+        weight_storage="float16",
     ),
     # make test's profile: every chapter's code path with the demo's data and model sizes, but
     # 5% of the training steps, so nbval runs the book in minutes; its numbers mean nothing
@@ -65,6 +69,7 @@ PROFILES = {
         recipes="demo",
         budget=0.05,
         test_words=50,
+        weight_storage="float16",
     ),
     "paper": Profile(
         name="paper",

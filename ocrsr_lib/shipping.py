@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from ocrsr_lib.config import Session
-from ocrsr_lib.runs.core import FAMILIES, family_of, key_parts, recipe_for, run_key, trained
+from ocrsr_lib.models import unused_tensor_names
+from ocrsr_lib.runs.core import FAMILIES, family_of, needed_runs, recipe_for, run_key, trained
 from ocrsr_lib.runs.shipped import (
     history_of,
     manifest_path,
@@ -58,18 +59,6 @@ def recipe_names(session: Session) -> list[str]:
     return [name for family in FAMILIES for name in family.recipes[table]]
 
 
-def dependencies(session: Session, name: str, among: Sequence[str]) -> list[str]:
-    """The recipes of `among` whose keys are part of `name`'s key (the run it starts from, its
-    guide, the SR run whose images it reads): each is trained before `name`."""
-    keys = {run_key(session, other): other for other in among if other != name}
-    parts = key_parts(session, name)
-    return [
-        keys[value]
-        for field, value in parts.items()
-        if field != "recipe" and isinstance(value, str) and value in keys
-    ]
-
-
 def build_order(session: Session, names: Sequence[str] = ()) -> list[str]:
     """The named shipped runs (all of the profile's, when none are named), each after the
     shipped runs it depends on; a name the profile does not ship is an error."""
@@ -81,26 +70,15 @@ def build_order(session: Session, names: Sequence[str] = ()) -> list[str]:
     unknown = [name for name in names if name not in shipped]
     if unknown:
         raise ValueError(f"{unknown} not shipped for {session.profile.name!r}: {list(shipped)}")
-    wanted, ordered = list(names or shipped), []
-
-    def visit(name: str) -> None:
-        if name not in ordered:
-            for dependency in dependencies(session, name, shipped):
-                visit(dependency)
-            ordered.append(name)
-
-    for name in wanted:
-        visit(name)
-    return [name for name in ordered if name in wanted]
+    wanted = list(names or shipped)
+    return [name for name in needed_runs(session, wanted) if name in wanted]
 
 
-def remake_command(session: Session, name: str, dtype: str = "float32") -> str:
+def remake_command(session: Session, name: str) -> str:
     """The command that re-makes one shipped file (recorded in its manifest)."""
     words = ["ocrsr", "weights", "build", "--profile", session.profile.name]
     if session.device.type != "cpu":
         words += ["--device", str(session.device)]
-    if dtype != "float32":
-        words += ["--dtype", dtype]
     return shlex.join([*words, name])
 
 
@@ -126,9 +104,10 @@ def git(*arguments: str) -> str:
     return done.stdout.strip()
 
 
-def ship_run(session: Session, name: str, command: str, dtype: str = "float32") -> Path:
+def ship_run(session: Session, name: str, command: str) -> Path:
     """Train the run with its recipe (or read it from the cache; shipped files are ignored),
-    write it as a shipped file with its manifest, and remove the recipe's older shipped files."""
+    write it as a shipped file with its manifest (tensors at the profile's weight storage, the
+    ones the forward never reads left out), and remove the recipe's older shipped files."""
     if session.official:
         raise ValueError(
             f"shipped weights are made by the recipes alone, not from official files "
@@ -160,7 +139,13 @@ def ship_run(session: Session, name: str, command: str, dtype: str = "float32") 
     }
     prefix = family_of(session, name).prefix
     folder = shipped_folder(session.profile.name)
-    path = write_shipped(folder / shipped_name(prefix, name, run.key), run.model, manifest, dtype)
+    path = write_shipped(
+        folder / shipped_name(prefix, name, run.key),
+        run.model,
+        manifest,
+        session.profile.weight_storage,
+        unused_tensor_names(recipe_for(session, name).model, run.model),
+    )
     for old in shipped_manifests(session.profile.name):
         if old["recipe"] == name and old["file"] != path.name:
             remove_shipped(folder / old["file"])

@@ -134,11 +134,15 @@ OFFICIAL = OFFICIAL_REFERENCES
 def test_an_official_edsr_replaces_the_natural_image_pretraining(tiny_recipes, monkeypatch, capsys):
     """train-sr stn-edsr starts from the official EDSR file instead of training edsr-natural."""
     from ocrsr_lib.models import EDSR_CONFIGS, EDSRConfig
+    from ocrsr_lib.models.rectified import STN_EDSR_CONFIGS, STNEDSRConfig
+    from ocrsr_lib.models.stn import STN_CONFIGS
     from ocrsr_lib.runs import sr
     from ocrsr_lib.train import TrainConfig
 
     official_size = EDSRConfig(residual_blocks=2, features=16, residual_scale=1.0, rgb_range=255)
     monkeypatch.setitem(EDSR_CONFIGS, "official-small", official_size)
+    stn_edsr_size = STNEDSRConfig(official_size, STN_CONFIGS["demo"])
+    monkeypatch.setitem(STN_EDSR_CONFIGS, "official-small", stn_edsr_size)
     tiny = TrainConfig(steps=2, batch_size=4, learning_rate=1e-3)
     size = "official-small"
     stn_edsr = sr.SRRecipe("stn-edsr", size, "mse", tiny, start_from="edsr-natural")

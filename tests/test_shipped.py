@@ -5,7 +5,6 @@ the real shipped set checked against the current recipes."""
 
 from __future__ import annotations
 
-import copy
 import fnmatch
 import hashlib
 import re
@@ -51,11 +50,10 @@ def assert_same_tensors(first: dict, second: dict) -> None:
         assert torch.equal(tensor, second[name]), name
 
 
-def ship(tiny_recipes, monkeypatch, name: str = "edsr", dtype: str = "float32"):
+def ship(tiny_recipes, monkeypatch, name: str = "edsr"):
     """Train `name` in a cache of its own and ship it; (shipped file, trained run)."""
     session = session_on_empty_cache(tiny_recipes, monkeypatch, "build-cache")
-    command = shipping.remake_command(session, name, dtype)
-    path = shipping.ship_run(session, name, command, dtype)
+    path = shipping.ship_run(session, name, shipping.remake_command(session, name))
     return path, runs.trained(session, name)
 
 
@@ -146,7 +144,8 @@ def test_the_manifest_records_how_where_and_from_what_the_file_was_made(
     assert manifest["file"] == path.name and manifest["recipe"] == "edsr"
     assert manifest["profile"] == "demo" and manifest["key"] == made.key
     assert manifest["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert manifest["bytes"] == path.stat().st_size and manifest["dtype"] == "float32"
+    assert manifest["bytes"] == path.stat().st_size and manifest["dtype"] == "float16"
+    assert manifest["unused"] == []
     assert manifest["command"] == "ocrsr weights build --profile demo edsr"
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|unknown", manifest["commit"])
     assert manifest["seconds"] == made.result.seconds > 0
@@ -160,19 +159,54 @@ def test_the_manifest_records_how_where_and_from_what_the_file_was_made(
     assert load_file(path).keys() == made.model.state_dict().keys()
 
 
-def test_float16_storage_halves_the_file_and_loads_the_rounded_weights(
+def test_the_demo_stores_float16_weights_and_a_run_trained_now_holds_the_same(
     shipped_folder, tiny_recipes, monkeypatch
 ):
-    full, made = ship(tiny_recipes, monkeypatch)
-    size = full.stat().st_size
-    half, _ = ship(tiny_recipes, monkeypatch, dtype="float16")
-    assert half == full  # the same run and key: the file is rewritten
-    assert read_manifest(half)["dtype"] == "float16" and half.stat().st_size < 0.6 * size
-    assert read_manifest(half)["command"].endswith("--dtype float16 edsr")
-    model = copy.deepcopy(made.model)
-    load_shipped(model, half)
-    for name, tensor in made.model.state_dict().items():
-        assert torch.equal(model.state_dict()[name], tensor.half().float()), name
+    half, made = ship(tiny_recipes, monkeypatch)
+    half_size, stored = half.stat().st_size, load_file(half)
+    assert all(t.dtype == torch.float16 for t in stored.values() if t.is_floating_point())
+    assert_same_tensors(  # rounded when training ended: nothing is lost by shipping
+        {
+            name: t.half() if t.is_floating_point() else t
+            for name, t in made.model.state_dict().items()
+        },
+        stored,
+    )
+    assert all(
+        torch.equal(t, t.half().float())
+        for t in made.model.state_dict().values()
+        if t.is_floating_point()
+    )
+    full_precision = replace(config.PROFILES["demo"], weight_storage="float32")
+    monkeypatch.setitem(config.PROFILES, "demo", full_precision)
+    full, _ = ship(tiny_recipes, monkeypatch)
+    assert full != half and not half.exists()  # the storage is in the key; the old file goes
+    assert half_size < 0.6 * full.stat().st_size
+
+
+def test_tensors_the_forward_never_reads_are_left_out_and_kept_as_built(tmp_path):
+    from ocrsr_lib.models import create_model, unused_tensor_names
+
+    torch.manual_seed(0)
+    model = create_model("cdistnet", "demo")
+    unused = unused_tensor_names("cdistnet", model)
+    history = {"losses": [], "terms": {}, "validations": []}
+    manifest = {"recipe": "pretrain", "key": "0" * 12, "command": "", "history": history}
+    manifest |= {field: 0 for field in MANIFEST_FIELDS if field not in manifest}
+    path = shipped_files.write_shipped(
+        tmp_path / "c.safetensors", model, manifest, "float16", unused
+    )
+    assert set(load_file(path)) == set(model.state_dict()) - set(unused)
+    assert read_manifest(path)["unused"] == sorted(unused)
+    torch.manual_seed(0)
+    fresh = create_model("cdistnet", "demo")
+    load_shipped(fresh, path, unused)
+    for name, tensor in model.state_dict().items():
+        rounded = tensor.is_floating_point() and name not in unused
+        expected = tensor.half().float() if rounded else tensor
+        assert torch.equal(fresh.state_dict()[name], expected), name
+    with pytest.raises(CheckpointError, match="in_proj_weight"):
+        load_shipped(create_model("cdistnet", "demo"), path)  # without them, keys are missing
 
 
 @pytest.fixture
@@ -325,3 +359,50 @@ def test_the_cheapest_shipped_run_retrains_to_the_shipped_tensors(tmp_path, monk
         for name, tensor in run.model.state_dict().items()
     }
     assert_same_tensors(retrained, shipped_tensors)
+
+
+def test_a_changed_model_size_changes_the_key(tiny_recipes, monkeypatch):
+    """A size name's meaning is part of the key: shipped weights of an older size never load."""
+    from ocrsr_lib.models.edsr import EDSR_CONFIGS
+
+    session = session_on_empty_cache(tiny_recipes, monkeypatch, "cache")
+    before = runs.run_key(session, "edsr")
+    monkeypatch.setitem(EDSR_CONFIGS, "demo", replace(EDSR_CONFIGS["demo"], features=16))
+    assert runs.run_key(session, "edsr") != before
+
+
+def test_the_cdistnet_tensors_declared_unused_are_those_no_gradient_reaches():
+    from ocrsr_lib.models import create_model, unused_tensor_names
+
+    torch.manual_seed(0)
+    model = create_model("cdistnet", "demo").train()
+    images, targets = torch.rand(2, 3, 32, 128), torch.randint(4, 30, (2, 12))
+    model(images, targets).float().sum().backward()
+    no_gradient = {name for name, p in model.named_parameters() if p.grad is None}
+    assert set(unused_tensor_names("cdistnet", model)) == no_gradient
+    assert len(no_gradient) == 61  # per attention: in_proj and the other kind's projections
+    sr = create_model("stn-edsr", "demo").train()
+    sr(torch.rand(2, 3, 16, 64)).sum().backward()
+    assert unused_tensor_names("stn-edsr", sr) == []
+    assert all(p.grad is not None for p in sr.parameters() if p.requires_grad)
+
+
+def test_chapter_costs_name_each_runs_source_and_its_recorded_and_gpu_times(
+    shipped_folder, tiny_recipes, monkeypatch
+):
+    from ocrsr_lib.costs import GPU_RECORD, GPU_SECTION, chapter_costs, costs_table
+    from ocrsr_lib.records import recorded_rates
+
+    path, made = ship(tiny_recipes, monkeypatch, "edsr-natural")
+    session = session_on_empty_cache(tiny_recipes, monkeypatch, "reader-cache")
+    natural, stn_edsr = chapter_costs(session, ["stn-edsr"])  # what stn-edsr starts from first
+    rate = recorded_rates(GPU_RECORD, GPU_SECTION)["SR training (MSE), STN+EDSR demo, batch 16"]
+    assert (natural.recipe, natural.source, natural.device) == ("edsr-natural", "shipped", "cpu")
+    assert natural.seconds == read_manifest(path)["seconds"] == made.result.seconds
+    assert natural.images == 16 and natural.gpu_seconds == pytest.approx(16 / rate)
+    assert (stn_edsr.source, stn_edsr.seconds, stn_edsr.images) == ("trained when run", None, 16)
+    runs.trained(session, "stn-edsr")
+    assert [cost.source for cost in chapter_costs(session, ["stn-edsr"])] == ["shipped", "cache"]
+    table = costs_table(chapter_costs(session, ["stn-edsr"]))
+    assert "| edsr-natural | shipped | 16 |" in table and "not recorded" in table
+    assert table.splitlines()[-1].startswith("| all |")

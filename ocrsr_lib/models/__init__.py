@@ -27,6 +27,7 @@ from ocrsr_lib.models.registry import (
     parameter_count,
     register_converter,
     register_model,
+    unused_tensor_names,
 )
 from ocrsr_lib.models.stn import SpatialTransformer
 from ocrsr_lib.models.tbsrn import TBSRN, TBSRN_CONFIGS, TBSRNConfig
@@ -59,4 +60,5 @@ __all__ = [
     "register_model",
     "set_stn_at_eval",
     "to_recognizer_input",
+    "unused_tensor_names",
 ]

@@ -759,5 +759,14 @@ def _load_cdistnet(path: Path, heads: int = 8) -> CDistNet:
     return cdistnet_from_state_dict(read_plain_state_dict(path), str(path), heads)
 
 
-register_model("cdistnet", CDISTNET_CONFIGS, CDistNet)
+# State dict entries the official forward never reads: every `in_proj_*` and `pos_embeding`,
+# and the projections of the other kind of attention (self-attention reads `conv3` only, the
+# decoders' cross-attention `conv1` and `conv2` only); a test checks them against gradients
+CDISTNET_UNUSED = re.compile(
+    r"\.in_proj_(weight|bias)$|\.pos_embeding$"
+    r"|(trans_encoder\.layers|layers_pos)\.\d+\.(self_attn|multihead_attn)\.conv[12]\."
+    r"|layers[23]\.\d+\.multihead_attn\.conv3\."
+)
+
+register_model("cdistnet", CDISTNET_CONFIGS, CDistNet, CDISTNET_UNUSED)
 register_converter("cdistnet", _load_cdistnet)

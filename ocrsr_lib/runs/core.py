@@ -10,7 +10,7 @@ build, what else its weights depend on, and how to fit it. Everything else is he
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,14 +27,23 @@ from ocrsr_lib.checkpoints import (
 )
 from ocrsr_lib.config import OFFICIAL_RUNS, Session
 from ocrsr_lib.data import skipped_lines
-from ocrsr_lib.models.registry import check_official
-from ocrsr_lib.runs.shipped import load_shipped, read_manifest, shipped_folder, shipped_name
+from ocrsr_lib.models.registry import check_official, model_sizes, unused_tensor_names
+from ocrsr_lib.runs.shipped import (
+    load_shipped,
+    read_manifest,
+    round_to_storage,
+    shipped_folder,
+    shipped_name,
+)
 from ocrsr_lib.train import TrainConfig, TrainResult
 
 
 class Recipe(Protocol):
-    """What every recipe has: its training settings and the run it starts from."""
+    """What every recipe has: the registered model and size it trains, its training settings
+    and the run it starts from."""
 
+    model: str
+    size: str
     train: TrainConfig
     start_from: str | None
 
@@ -130,6 +139,8 @@ def key_parts(session: Session, name: str) -> dict:
     recipe = recipe_for(session, name)
     return {
         "recipe": recipe_fields(recipe),
+        "model": asdict(model_sizes(recipe.model)[recipe.size]),  # what the size name means now
+        "storage": session.profile.weight_storage,
         "start": run_key(session, recipe.start_from) if recipe.start_from else None,
         **family_of(session, name).key_parts(session, recipe),
     }
@@ -138,6 +149,33 @@ def key_parts(session: Session, name: str) -> dict:
 def run_key(session: Session, name: str) -> str:
     """A short hash of everything that determines the recipe's weights."""
     return official_key(session, name) or short_hash(key_parts(session, name))
+
+
+def dependencies(session: Session, name: str) -> list[str]:
+    """The runs whose weights run `name` needs (the run it starts from, the guide of a guided
+    loss, the SR run whose images it reads): recipes its fields name whose keys are in its key."""
+    table = session.profile.recipe_table
+    known = {recipe for family in FAMILIES for recipe in family.recipes[table]}
+    fields = asdict(recipe_for(session, name)).values()
+    named = {value for value in fields if isinstance(value, str) and value in known}
+    parts = key_parts(session, name)
+    keys = {value for value in parts.values() if isinstance(value, str)}
+    return sorted(other for other in named if other != name and run_key(session, other) in keys)
+
+
+def needed_runs(session: Session, names: Sequence[str]) -> list[str]:
+    """`names` and every run they depend on, transitively, each after its dependencies."""
+    ordered: list[str] = []
+
+    def visit(name: str) -> None:
+        if name not in ordered:
+            for dependency in dependencies(session, name):
+                visit(dependency)
+            ordered.append(name)
+
+    for name in names:
+        visit(name)
+    return ordered
 
 
 def checkpoint_path(session: Session, name: str) -> Path:
@@ -175,15 +213,15 @@ def trained(session: Session, name: str) -> Run:
     model = family.build(recipe)
     shipped = None if path.exists() else shipped_file(session, name)
     if shipped is not None:
-        result = load_shipped(model, shipped)
-        model.to(session.device).eval()
+        result = load_shipped(model, shipped, unused_tensor_names(recipe.model, model))
+        round_to_storage(model.to(session.device).eval(), session.profile.weight_storage)
         return Run(name, model, result, shipped, run_key(session, name), "shipped")
     if recipe.start_from and not path.exists():
         family.load_start(model, trained(session, recipe.start_from))
     result = family.fit(session, recipe, model, path)
     if session.skipped:
         log_skipped(session, path)
-    model.eval()
+    round_to_storage(model.eval(), session.profile.weight_storage)
     source = "cache" if result.resumed_from == len(result.losses) else "trained"
     return Run(name, model, result, path, run_key(session, name), source)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -56,6 +56,7 @@ MANIFEST_FIELDS = (
     "cpu_capability",
     "torch",
     "history",
+    "unused",
 )
 
 
@@ -74,16 +75,37 @@ def manifest_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def stored_tensors(model: nn.Module, dtype: str = "float32") -> dict[str, torch.Tensor]:
-    """The model's state dict as separate contiguous CPU tensors (safetensors refuses shared
-    storage), floating-point ones stored as `dtype`."""
+def storage_dtype(dtype: str) -> torch.dtype:
+    """The torch dtype of a weight storage name; an unknown name is an error listing them."""
     if dtype not in STORAGE_DTYPES:
-        raise ValueError(f"shipped tensors are stored as {list(STORAGE_DTYPES)}, not {dtype!r}")
-    tensors = {}
+        raise ValueError(f"weights are stored as one of {list(STORAGE_DTYPES)}, not {dtype!r}")
+    return STORAGE_DTYPES[dtype]
+
+
+@torch.no_grad()
+def round_to_storage(model: nn.Module, dtype: str) -> nn.Module:
+    """Round the model's floating-point tensors to the storage precision and back, in place, so
+    that a model trained now holds exactly what its shipped file holds; returns it."""
+    stored = storage_dtype(dtype)
+    for tensor in model.state_dict().values():
+        if tensor.is_floating_point() and stored != tensor.dtype:
+            tensor.copy_(tensor.to(stored))
+    return model
+
+
+def stored_tensors(
+    model: nn.Module, dtype: str = "float32", unused: Sequence[str] = ()
+) -> dict[str, torch.Tensor]:
+    """The model's state dict without the `unused` entries (never read by the forward) as
+    separate contiguous CPU tensors (safetensors refuses shared storage), floating-point ones
+    stored as `dtype`."""
+    stored, tensors = storage_dtype(dtype), {}
     for name, tensor in model.state_dict().items():
+        if name in unused:
+            continue
         tensor = tensor.detach().to("cpu")
         if tensor.is_floating_point():
-            tensor = tensor.to(STORAGE_DTYPES[dtype])
+            tensor = tensor.to(stored)
         tensors[name] = tensor.contiguous().clone()
     return tensors
 
@@ -123,12 +145,17 @@ def manifest_text(manifest: Mapping) -> str:
 
 
 def write_shipped(
-    path: str | Path, model: nn.Module, manifest: Mapping, dtype: str = "float32"
+    path: str | Path,
+    model: nn.Module,
+    manifest: Mapping,
+    dtype: str = "float32",
+    unused: Sequence[str] = (),
 ) -> Path:
-    """Write the model's tensors to `path` and the manifest beside it (each atomically); the
-    manifest gets the file's name, size, SHA-256 and storage dtype."""
+    """Write the model's tensors but the `unused` ones to `path` and the manifest beside it
+    (each atomically); the manifest gets the file's name, size, SHA-256, storage dtype and the
+    names left out."""
     path = Path(path)
-    tensors = stored_tensors(model, dtype)
+    tensors = stored_tensors(model, dtype, unused)
     data = save_tensors(tensors, metadata={"recipe": manifest["recipe"], "key": manifest["key"]})
     atomic_write(path, lambda file: file.write(data))
     described = {
@@ -138,6 +165,7 @@ def write_shipped(
         "sha256": hashlib.sha256(data).hexdigest(),
         "bytes": len(data),
         "dtype": dtype,
+        "unused": sorted(unused),
     }
     missing = [name for name in MANIFEST_FIELDS if name not in described]
     if missing:
@@ -162,9 +190,11 @@ def read_manifest(path: str | Path) -> dict:
     return manifest
 
 
-def load_shipped(model: nn.Module, path: str | Path) -> TrainResult:
-    """Load a shipped file into `model` (strictly: every key and shape) after checking its
-    SHA-256 against the manifest; return the training history the manifest records."""
+def load_shipped(model: nn.Module, path: str | Path, unused: Sequence[str] = ()) -> TrainResult:
+    """Load a shipped file into `model` after checking its SHA-256 against the manifest; return
+    the training history the manifest records. Every key and shape must match, except the
+    `unused` entries (never read by the forward), which the file leaves out and the model keeps
+    as built."""
     path = Path(path)
     manifest = read_manifest(path)
     data = path.read_bytes()
@@ -179,7 +209,8 @@ def load_shipped(model: nn.Module, path: str | Path) -> TrainResult:
         tensors = load_tensors(data)
     except Exception as error:  # safetensors' own error type
         raise CheckpointError(f"{path}: not a readable safetensors file: {error}") from None
-    load_state_dict_strict(model, tensors, f"shipped file {path}")
+    kept = {name: value for name, value in model.state_dict().items() if name in unused}
+    load_state_dict_strict(model, {**kept, **tensors}, f"shipped file {path}")
     return result_from(manifest)
 
 
