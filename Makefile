@@ -27,16 +27,29 @@ $(ASSETS): scripts/book_assets.sh
 $(CHROMIUM):
 	scripts/install_chromium.sh
 
-## Execute every chapter on the default (demo) profile and render the HTML book into _build/html.
+# Jupyter Book's execution cache re-runs only the chapters whose code changed; it is kept per
+# profile and per version of the library (its sources and shipped weights), so that a changed
+# profile or library re-executes every chapter. OCRSR_RETRAIN=1 re-executes every chapter and
+# trains every run the cache lacks instead of loading the shipped weights.
+PROFILE := $(or $(OCRSR_PROFILE),demo)
+LIBRARY_VERSION := $(shell find ocrsr_lib -type f \( -name '*.py' -o -name '*.json' -o -name '*.safetensors' \) | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-12)
+EXECUTION := $(if $(filter 1,$(OCRSR_RETRAIN)),force,cache)
+
+## Execute the chapters on the default (demo) profile (those whose code, profile or library
+## changed since the last build) and render the HTML book into _build/html.
 book: $(STAMP) $(ASSETS)
-	$(QUIET) $(BIN)/jupyter-book build . --warningiserror --keep-going
+	mkdir -p _build
+	sed -e 's/execute_notebooks: cache/execute_notebooks: $(EXECUTION)/' \
+	    -e 's#cache: _build/.jupyter_cache#cache: $(CURDIR)/_build/.jupyter_cache/$(PROFILE)-$(LIBRARY_VERSION)#' \
+	    -e 's#offline_book: book/_ext#offline_book: $(CURDIR)/book/_ext#' _config.yml > _build/book-config.yml
+	$(QUIET) $(BIN)/jupyter-book build . --config _build/book-config.yml --warningiserror --keep-going
 	@echo "Book rendered: _build/html/index.html"
 
 # the HTML the browser test opens: make book's, or else the committed notebooks (with the outputs
 # of the book's own run) rendered without executing them, whenever a source is newer
 $(HTML): $(STAMP) $(ASSETS) _config.yml _toc.yml book/*.ipynb book/*.md book/_ext/*.py book/_ext/static/*
 	mkdir -p _build
-	sed -e 's/execute_notebooks: force/execute_notebooks: "off"/' \
+	sed -e 's/execute_notebooks: cache/execute_notebooks: "off"/' \
 	    -e 's#offline_book: book/_ext#offline_book: $(CURDIR)/book/_ext#' _config.yml > _build/render-config.yml
 	$(BIN)/jupyter-book build . --config _build/render-config.yml --warningiserror --keep-going
 

@@ -4,6 +4,7 @@ Chapters write `from ocrsr_lib.book import ...`, as d2l's chapters use `d2l.*`; 
 docstrings say which chapter explains a name. Nothing is defined here."""
 
 from ocrsr_lib.config import setup
+from ocrsr_lib.costs import costs_markdown
 from ocrsr_lib.data import (
     TEST_DIFFICULTIES,
     normalize_label,
@@ -109,6 +110,7 @@ __all__ = [
     "cdistnet_readings",
     "checkpoint_path",
     "compare_precisions",
+    "costs_markdown",
     "comparisons_markdown",
     "create_model",
     "edsr_only_hard_words",

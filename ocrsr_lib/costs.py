@@ -36,12 +36,15 @@ GPU_RATE_ROWS = {
 }
 
 
+SOURCES = ("cache", "shipped", "trained when run")  # where a run's weights come from
+
+
 @dataclass(frozen=True)
 class RunCost:
     """One trained run a chapter needs: where its weights come from and what training costs."""
 
     recipe: str
-    source: str  # "cache", "shipped" or "trained when run"
+    source: str  # one of SOURCES
     images: int | None  # training images (steps x batch), when known
     seconds: float | None  # recorded training time (shipped runs)
     device: str  # where those seconds were measured ("" when not recorded)
@@ -110,3 +113,27 @@ def costs_table(costs: Sequence[RunCost]) -> str:
 def gpu_record_machine() -> str:
     """Which machine the GPU rates were recorded on (the record's heading)."""
     return recorded_machine(GPU_RECORD)
+
+
+def costs_markdown(session: Session, names: Sequence[str]) -> str:
+    """What a chapter opens with: the runs it uses (dependencies included), where each one's
+    weights come from in this session, and what retraining them all costs."""
+    if not names:
+        return "This chapter loads no trained weights and trains nothing."
+    costs = chapter_costs(session, names)
+    sources = {source: sum(cost.source == source for cost in costs) for source in SOURCES}
+    found = ", ".join(f"{count} {source}" for source, count in sources.items() if count)
+    recorded = [cost.seconds for cost in costs if cost.seconds is not None]
+    gpu = [cost.gpu_seconds for cost in costs if cost.gpu_seconds is not None]
+    retraining = (
+        f"Retraining them (`OCRSR_RETRAIN=1`) took {minutes(sum(recorded))} when the shipped "
+        f"weights were made ({len(recorded)} of {len(costs)} runs recorded)"
+        if recorded
+        else "No training time is recorded for them (no shipped weights)"
+    )
+    return (
+        f"This chapter uses {len(costs)} trained runs ({found}). {retraining}; on one GPU the "
+        f"same training images take about {minutes(sum(gpu))} at the rates recorded on "
+        f"{gpu_record_machine()} ({len(gpu)} of {len(costs)} runs have a recorded rate).\n\n"
+        + costs_table(costs)
+    )

@@ -406,3 +406,18 @@ def test_chapter_costs_name_each_runs_source_and_its_recorded_and_gpu_times(
     table = costs_table(chapter_costs(session, ["stn-edsr"]))
     assert "| edsr-natural | shipped | 16 |" in table and "not recorded" in table
     assert table.splitlines()[-1].startswith("| all |")
+
+
+def test_the_chapter_header_counts_sources_and_totals(shipped_folder, tiny_recipes, monkeypatch):
+    from ocrsr_lib.costs import costs_markdown
+
+    path, _ = ship(tiny_recipes, monkeypatch, "edsr-natural")
+    session = session_on_empty_cache(tiny_recipes, monkeypatch, "reader-cache")
+    text = costs_markdown(session, ["stn-edsr"])
+    seconds = read_manifest(path)["seconds"]
+    assert text.startswith("This chapter uses 2 trained runs (1 shipped, 1 trained when run).")
+    assert f"took {seconds / 60:.1f} min when the shipped weights were made (1 of 2" in text
+    assert "H200" in text and "(2 of 2 runs have a recorded rate)" in text
+    assert (
+        costs_markdown(session, []) == "This chapter loads no trained weights and trains nothing."
+    )
