@@ -76,7 +76,7 @@ from ocrsr_lib.runs import (
     text_train_and_validation,
     trained,
 )
-from ocrsr_lib.tables import format_accuracy, format_report, markdown_table
+from ocrsr_lib.tables import format_accuracy, format_report, markdown_table, sweep_table
 from ocrsr_lib.viz import image_grid, moving_average, use_book_style
 
 __all__ = [
@@ -147,6 +147,7 @@ __all__ = [
     "psnr",
     "quantization_explorer",
     "quantization_sweep",
+    "sweep_table",
     "quantize_weight",
     "quantized_pipeline",
     "read_split",

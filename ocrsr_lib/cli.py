@@ -47,7 +47,7 @@ from ocrsr_lib.precision import compare_precisions, hard_batches
 from ocrsr_lib.progress import progress_bar, progress_updater
 from ocrsr_lib.quant.packing import save_packed
 from ocrsr_lib.quant.quantizers import GRANULARITIES, METHODS
-from ocrsr_lib.results import write_report
+from ocrsr_lib.results import SWEEP_BITS, quantization_sweep, write_report
 from ocrsr_lib.runs import (
     CDISTNET_RECIPES,
     SR_RECIPES,
@@ -71,7 +71,7 @@ from ocrsr_lib.shipping import (
     shipped_status,
     stale_shipped,
 )
-from ocrsr_lib.tables import format_accuracy, format_report
+from ocrsr_lib.tables import format_accuracy, format_report, sweep_table
 
 DEBUG_ENV = "OCRSR_DEBUG"  # 1: errors show their traceback (as --debug)
 
@@ -248,6 +248,15 @@ def evaluate_command(args: argparse.Namespace, session: Session) -> int:
     print(f"PSNR {result['psnr']:.2f} dB")
     print(format_accuracy({args.pipeline: accuracy}, "pipeline"))
     print(f"size {result['megabits']:.2f} Mbit = {result['megabytes']:.2f} MB")
+    return 0
+
+
+def sweep_command(args: argparse.Namespace, session: Session) -> int:
+    """Chapter 5's quantization sweep of a pipeline at full size (every scored word, or the
+    first --words of each split): SR, OCR and both at each bit width, ACIQ and min-max."""
+    pipeline = PIPELINES[args.pipeline]
+    sweep = quantization_sweep(session, bit_widths=args.bits, words=args.words, pipeline=pipeline)
+    print(sweep_table(sweep))
     return 0
 
 
@@ -429,6 +438,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--words", type=positive, default=None, help="first N words per split")
     evaluate.add_argument("--table-1", action="store_true", help="all Table 1 pipelines")
     evaluate.set_defaults(run=evaluate_command)
+    sweeping = commands.add_parser("sweep", help=sweep_command.__doc__)
+    add_session_arguments(sweeping)
+    add_training_arguments(sweeping)
+    sweeping.add_argument(
+        "--bits", type=int, nargs="+", choices=range(2, 9), default=list(SWEEP_BITS)
+    )
+    sweeping.add_argument("--words", type=positive, default=None, help="first N words per split")
+    sweeping.add_argument("--pipeline", choices=sorted(PIPELINES), default="edsr")
+    sweeping.set_defaults(run=sweep_command)
     report = commands.add_parser("report", help=report_command.__doc__)
     add_session_arguments(report)
     add_training_arguments(report)

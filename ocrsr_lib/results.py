@@ -23,6 +23,7 @@ from ocrsr_lib.pipelines import (
     EDSR_PIPELINE,
     TABLE_1_PIPELINES,
     TBSRN_PIPELINE,
+    Pipeline,
     QuantSetting,
     cdistnet_readings,
     evaluate_setting,
@@ -152,11 +153,15 @@ def quantization_sweep(
     targets: Iterable[str] = SWEEP_TARGETS,
     methods: Iterable[str] = SWEEP_METHODS,
     bit_widths: Iterable[int] = SWEEP_BITS,
+    words: int | None = None,
+    pipeline: Pipeline = EDSR_PIPELINE,
 ) -> dict[tuple[str, str, int], dict]:
-    """Chapter 5's sweep of the EDSR pipeline (greedy reading, every scored word): the
-    evaluation of each (target, method, bits), cached per setting."""
+    """Chapter 5's sweep of a pipeline, EDSR's by default (greedy reading; every scored word, or
+    the first `words` of each split): the evaluation of each (target, method, bits), cached."""
     return {
-        (target, method, bits): evaluate_setting(session, QuantSetting(target, bits, method))
+        (target, method, bits): evaluate_setting(
+            session, QuantSetting(target, bits, method), pipeline, words=words
+        )
         for target in targets
         for method in methods
         for bits in bit_widths

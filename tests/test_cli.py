@@ -176,3 +176,20 @@ def test_a_mismatched_official_file_names_the_keys(tiny_recipes, capsys):
     edsr_file = OFFICIAL / "edsr_x2_small.pt"
     assert main([*arguments, "--official", f"edsr-natural={edsr_file}"]) == 2
     assert "head.0.weight" in capsys.readouterr().err
+
+
+def test_sweep_prints_every_setting(tiny_cdistnet, monkeypatch, capsys):
+    tiny_pipeline(monkeypatch)
+    root = str(tiny_cdistnet.textzoom)
+    arguments = ["sweep", "--textzoom", root, "--device", "cpu", "--bits", "6", "3"]
+    assert main([*arguments, "--words", "2"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    rows = printed[next(i for i, row in enumerate(printed) if row.startswith("target")) :]
+    assert rows[0].split()[:4] == ["target", "method", "bits", "PSNR"]
+    settings = [tuple(row.split()[:3]) for row in rows[1:]]
+    assert settings == [
+        (target, method, bits)
+        for target in ("sr", "ocr", "sr+ocr")
+        for method in ("aciq-mix", "minmax")
+        for bits in ("6", "3")
+    ]
