@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ocrsr_lib.labels import normalize_label
 from ocrsr_lib.models import Bicubic
+from ocrsr_lib.progress import progress_bar
 
 IMAGE_SOURCES = ("hr", "lr", "bicubic")
 
@@ -48,7 +49,8 @@ def read_split(
     words: list[str] = []
     labels: list[str] = []
     try:
-        for lr, hr, batch_labels in DataLoader(dataset, batch_size=batch_size):
+        batches = DataLoader(dataset, batch_size=batch_size)
+        for lr, hr, batch_labels in progress_bar(batches, desc="reading", leave=False):
             words += recognizer.read(images_for_reading(lr.to(device), hr.to(device), source))
             labels += batch_labels
     finally:

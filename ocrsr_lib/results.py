@@ -30,6 +30,7 @@ from ocrsr_lib.pipelines import (
     float_size,
     table_1,
 )
+from ocrsr_lib.progress import progress_bar
 from ocrsr_lib.runs import trained
 from ocrsr_lib.tables import markdown_table, percent
 from ocrsr_lib.viz import image_grid, marked_word
@@ -158,13 +159,12 @@ def quantization_sweep(
 ) -> dict[tuple[str, str, int], dict]:
     """Chapter 5's sweep of a pipeline, EDSR's by default (greedy reading; every scored word, or
     the first `words` of each split): the evaluation of each (target, method, bits), cached."""
+    settings = [(t, m, b) for t in targets for m in methods for b in bit_widths]
     return {
         (target, method, bits): evaluate_setting(
             session, QuantSetting(target, bits, method), pipeline, words=words
         )
-        for target in targets
-        for method in methods
-        for bits in bit_widths
+        for target, method, bits in progress_bar(settings, desc="quantization sweep")
     }
 
 
