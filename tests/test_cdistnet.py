@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from ocrsr_lib.checkpoints import CheckpointError
-from ocrsr_lib.models import OFFICIAL_REFERENCES, load_official, parameter_count
+from ocrsr_lib.models import OFFICIAL_REFERENCES, create_model, load_official, parameter_count
 from ocrsr_lib.models.cdistnet import (
     CDISTNET_CONFIGS,
     END,
+    START,
     VOCABULARY,
     CDistNet,
     beam_search,
@@ -151,3 +152,25 @@ def test_stored_computed_buffers_are_checked_and_missing_keys_refused(official_s
     missing = {k: v for k, v in complete.items() if k != "mdcdp.dynamic_shared_fusion.w_att.bias"}
     with pytest.raises(CheckpointError, match="w_att.bias"):
         cdistnet_from_state_dict(missing, "file", heads=4)
+
+
+def test_decoding_step_by_step_with_the_cache_equals_the_full_decoder():
+    """Every attention over the decoded sequence is causal, so caching the earlier positions'
+    keys and values changes nothing: each step's logits equal the full decoder's last ones."""
+    from ocrsr_lib.models.cdistnet import DecodeCache
+
+    torch.manual_seed(0)
+    model = create_model("cdistnet", "demo").eval()
+    images = to_cdistnet_input(torch.rand(3, 3, 32, 128))
+    ids = torch.tensor([[START, 14, 21, 15], [START, 5, 6, 7], [START, 30, 31, 32]])
+    with torch.no_grad():
+        visual = model.mdcdp.visual_memory(model.visual_branch(images))
+        cache = DecodeCache.empty(len(model.mdcdp.layers_pos))
+        for length in range(1, ids.shape[1] + 1):
+            step = model.decode_step(visual, ids[:, length - 1], cache)
+            full = model.decode(visual, ids[:, :length])[:, -1]
+            assert cache.length == length
+            torch.testing.assert_close(step, full, rtol=1e-5, atol=1e-5)
+        kept = cache.select(torch.tensor([2, 0]))  # rows follow the beams kept, in order
+        assert kept.positions[0][0].shape == (4, 2, 128)
+        assert torch.equal(kept.semantic[1][1][:, 0], cache.semantic[1][1][:, 2])
