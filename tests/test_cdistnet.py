@@ -174,3 +174,18 @@ def test_decoding_step_by_step_with_the_cache_equals_the_full_decoder():
         kept = cache.select(torch.tensor([2, 0]))  # rows follow the beams kept, in order
         assert kept.positions[0][0].shape == (4, 2, 128)
         assert torch.equal(kept.semantic[1][1][:, 0], cache.semantic[1][1][:, 2])
+
+
+def test_beams_of_an_image_share_its_visual_keys_and_values_in_a_step():
+    from ocrsr_lib.models.cdistnet import DecodeCache
+
+    torch.manual_seed(1)
+    model = create_model("cdistnet", "demo").eval()
+    images = to_cdistnet_input(torch.rand(2, 3, 32, 128))
+    ids = torch.tensor([START, START, START, START])  # 2 images x 2 beams
+    with torch.no_grad():
+        visual = model.mdcdp.visual_memory(model.visual_branch(images))
+        repeated = [(k.repeat_interleave(2, 1), v.repeat_interleave(2, 1)) for k, v in visual]
+        shared = model.decode_step(visual, ids, DecodeCache.empty(3), beams=2)
+        apart = model.decode_step(repeated, ids, DecodeCache.empty(3))
+    torch.testing.assert_close(shared, apart, rtol=1e-5, atol=1e-5)

@@ -551,15 +551,24 @@ class MDCDP(nn.Module):
         visual: list[KeysValues],
         position: torch.Tensor,
         cache: DecodeCache,
+        beams: int = 1,
     ) -> torch.Tensor:
         """`forward` for the newest positions only (no padding), extending `cache` with their
         keys and values: every attention over the sequence is causal, so the earlier positions'
-        outputs, and their keys and values, do not change."""
+        outputs, and their keys and values, do not change. With `beams` > 1 the batch holds
+        that many consecutive rows per image and `visual` one row per image: the beams of an
+        image query its visual keys and values together (cross-attention keeps queries apart)."""
         for index in range(len(self.layers_pos)):
             position, cache.positions[index] = self.layers_pos[index].self_attention_step(
                 position, cache.positions[index]
             )
-            with_visual = self.layers2[index](position, visual[index])
+            steps, rows, width = position.shape
+            per_image = position.reshape(steps, rows // beams, beams, width).transpose(0, 2)
+            with_visual = self.layers2[index](
+                per_image.reshape(beams * steps, -1, width), visual[index]
+            )
+            with_visual = with_visual.reshape(beams, steps, -1, width).transpose(0, 2)
+            with_visual = with_visual.reshape(steps, rows, width)
             keys, values = self.layers3[index].multihead_attn.memory(semantic)
             if cache.semantic[index] is not None:
                 past_keys, past_values = cache.semantic[index]
@@ -657,14 +666,15 @@ class CDistNet(nn.Module):
         return self.tgt_word_prj(out.permute(1, 0, 2))
 
     def decode_step(
-        self, visual: list[KeysValues], ids: torch.Tensor, cache: DecodeCache
+        self, visual: list[KeysValues], ids: torch.Tensor, cache: DecodeCache, beams: int = 1
     ) -> torch.Tensor:
         """Logits (B, 40) of the next symbol after decoder inputs whose last ids (B,) are
         `ids`, the earlier ones held by `cache` (extended in place); what `decode` computes at
-        the last position, without recomputing the earlier ones."""
+        the last position, without recomputing the earlier ones. With `beams` > 1, `ids` holds
+        that many consecutive rows per image of `visual` (`MDCDP.step`)."""
         semantic = self.semantic_branch(ids[:, None], cache.length)
         position = self.positional_branch(semantic, cache.length)
-        out = self.mdcdp.step(semantic, visual, position, cache)
+        out = self.mdcdp.step(semantic, visual, position, cache, beams)
         cache.length += 1
         return self.tgt_word_prj(out[-1])
 
@@ -736,10 +746,7 @@ def beam_search(
         scores, first = log_probabilities.topk(beam_size, dim=-1)  # (B, K)
         hypotheses = first[:, :, None]  # (B, K, steps)
         finished = first[:, 0] == END
-        per_beam = [  # every beam of an image attends to the image's keys and values
-            (keys.repeat_interleave(beam_size, 1), values.repeat_interleave(beam_size, 1))
-            for keys, values in visual
-        ]
+        memory = visual  # one row per live image: its beams query it together
         every = torch.arange(batch, device=images.device)
         cache = cache.select(every.repeat_interleave(beam_size))  # K rows per image
         cached = every  # the images whose rows the cache holds, in order
@@ -750,11 +757,12 @@ def beam_search(
             live = torch.nonzero(~finished).flatten()
             if live.numel() == 0:
                 break
-            cache = cache.select(_beam_rows(torch.searchsorted(cached, live), beam_size))
-            rows = _beam_rows(live, beam_size)
-            memory = [(keys[:, rows], values[:, rows]) for keys, values in per_beam]
+            if len(live) < len(cached):  # some images finished: drop their rows
+                kept = torch.searchsorted(cached, live)
+                cache = cache.select(_beam_rows(kept, beam_size))
+                memory = [(keys[:, kept], values[:, kept]) for keys, values in memory]
             last = hypotheses[live][:, :, -1].flatten()  # (live * K,)
-            step = model.decode_step(memory, last, cache).log_softmax(dim=-1)
+            step = model.decode_step(memory, last, cache, beam_size).log_softmax(dim=-1)
             candidates = scores[live, :, None] + step.view(len(live), beam_size, -1)
             best, index = candidates.flatten(1).topk(beam_size, dim=-1)
             parent, symbol = index // len(VOCABULARY), index % len(VOCABULARY)
