@@ -182,6 +182,7 @@ def upscale_command(args: argparse.Namespace, session: Session) -> int:
     inputs, folder = image_inputs(args, session), Path(args.out).expanduser()
     check_outputs_free(output_files(inputs, folder))  # before any training
     run = trained(session, args.recipe)
+    print(f"{args.recipe}: {weights_line(run)}")
     files = upscale(run.model, inputs, folder, session.device, args.batch)
     print(f"wrote {len(inputs)} images upscaled by {args.recipe} to {folder} ({len(files)} files)")
     return 0
@@ -191,8 +192,11 @@ def read_command(args: argparse.Namespace, session: Session) -> int:
     """Read your own word crops (a folder of images, or a TextZoom split's LR images) with a
     trained CDistNet recipe, after an SR recipe (--sr) or bicubic upscaling; prints TSV."""
     inputs = image_inputs(args, session)
-    sr_model = trained(session, args.sr).model if args.sr else None
-    reader = BeamReader(trained(session, args.recipe).model, args.beam)
+    runs = [trained(session, name) for name in (args.sr, args.recipe) if name]
+    for run in runs:  # where the weights came from, beside the readings on stdout
+        print(f"{run.name}: {weights_line(run)}", file=sys.stderr)
+    sr_model = runs[0].model if args.sr else None
+    reader = BeamReader(runs[-1].model, args.beam)
     readings = read_images(reader, inputs, sr_model, session.device, args.batch)
     print("file\treading\tlabel")
     for reading in readings:
