@@ -57,6 +57,7 @@ from ocrsr_lib.quant.quantizers import QuantSpec, fake_quantize, grid_for, quant
 from ocrsr_lib.quant.size import theoretical_size
 from ocrsr_lib.records import RESULTS, recorded_machine, recorded_rates
 from ocrsr_lib.results import (
+    CHAPTER_SWEEP_WORDS,
     AcceptanceRule,
     comparisons_markdown,
     edsr_only_hard_words,
@@ -147,6 +148,7 @@ __all__ = [
     "psnr",
     "quantization_explorer",
     "quantization_sweep",
+    "CHAPTER_SWEEP_WORDS",
     "sweep_table",
     "quantize_weight",
     "quantized_pipeline",
