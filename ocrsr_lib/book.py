@@ -22,6 +22,7 @@ from ocrsr_lib.losses import TextFocusLoss, TextFocusWeights, most_confused
 from ocrsr_lib.metrics import evaluate_sr, psnr
 from ocrsr_lib.models import (
     OFFICIAL_REFERENCES,
+    STN_CONFIGS,
     Bicubic,
     RectifiedSR,
     SpatialTransformer,
@@ -99,6 +100,7 @@ __all__ = [
     "QuantSpec",
     "RectifiedSR",
     "SpatialTransformer",
+    "STN_CONFIGS",
     "TextFocusLoss",
     "TextFocusWeights",
     "accuracy_of",

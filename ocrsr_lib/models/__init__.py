@@ -29,7 +29,7 @@ from ocrsr_lib.models.registry import (
     register_model,
     unused_tensor_names,
 )
-from ocrsr_lib.models.stn import SpatialTransformer
+from ocrsr_lib.models.stn import STN_CONFIGS, SpatialTransformer, STNConfig
 from ocrsr_lib.models.tbsrn import TBSRN, TBSRN_CONFIGS, TBSRNConfig
 
 __all__ = [
@@ -46,6 +46,8 @@ __all__ = [
     "EDSRConfig",
     "RecognizerConfig",
     "RectifiedSR",
+    "STN_CONFIGS",
+    "STNConfig",
     "SpatialTransformer",
     "TBSRNConfig",
     "TextRecognizer",
