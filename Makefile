@@ -53,7 +53,8 @@ $(HTML): $(STAMP) $(ASSETS) _config.yml _toc.yml book/*.ipynb book/*.md book/_ex
 	    -e 's#offline_book: book/_ext#offline_book: $(CURDIR)/book/_ext#' _config.yml > _build/render-config.yml
 	$(BIN)/jupyter-book build . --config _build/render-config.yml --warningiserror --keep-going
 
-# nbval executes the chapters on the demo profile with the shipped weights (nothing trains) and
+# nbval executes the chapters on the demo profile with the shipped weights (nothing trains), in
+# a cache of its own that starts empty (so no cached reading hides a change in the code), and
 # compares the cells marked NBVAL_CHECK_OUTPUT (the results) with the committed outputs, so a
 # notebook whose numbers the current code no longer prints fails; tests/test_smoke_retrain.py
 # retrains one chain of every recipe family on the smoke profile (5% of the demo's steps)
@@ -64,7 +65,9 @@ TEST_PROFILE ?= demo
 test: $(STAMP) $(ASSETS) $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q tests --ignore=tests/browser
-	$(QUIET) OCRSR_PROFILE=$(TEST_PROFILE) $(BIN)/pytest -q --nbval-lax --nbval-cell-timeout=1200 book/
+	rm -rf _build/test-cache
+	$(QUIET) OCRSR_CACHE=$(CURDIR)/_build/test-cache OCRSR_RETRAIN=0 OCRSR_PROFILE=$(TEST_PROFILE) \
+	    $(BIN)/pytest -q --nbval-lax --nbval-cell-timeout=1200 book/
 	$(MAKE) $(HTML)
 	$(BIN)/pytest -q tests/browser
 

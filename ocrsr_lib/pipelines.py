@@ -237,6 +237,8 @@ def score_split(
         psnr_values.append(psnr(sr_images.float(), hr.to(device)).cpu())
         words += reader.read(sr_images)
         labels += batch_labels
+    if not psnr_values:
+        raise ValueError("cannot evaluate an empty split")
     return torch.cat(psnr_values), words, labels
 
 

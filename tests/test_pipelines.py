@@ -61,11 +61,13 @@ def test_an_evaluation_scores_psnr_and_readings_as_the_separate_measurements_do(
     report = evaluate_sr(sr_model, test)
     assert scored["psnr"] == pytest.approx(report["average"]["psnr"], abs=1e-4)
     for name, split in test.items():
-        psnr_values, words, labels = pipelines.score_split(sr_model, reader, split, "cpu", 3)
+        psnr_values, words, labels = pipelines.score_split(sr_model, reader, split, "cpu")
         assert psnr_values.shape == (len(split),)
         assert psnr_values.mean().item() == pytest.approx(report[name]["psnr"], abs=1e-4)
         assert (words, labels) == read_split(reader, split, sr_model)
         assert scored["accuracy"][name] == accuracy_of(words, labels)
+    with pytest.raises(ValueError, match="cannot evaluate an empty split"):
+        pipelines.score_split(sr_model, reader, [], "cpu")
 
 
 def test_an_unknown_target_is_refused():

@@ -200,13 +200,21 @@ def test_tensors_the_forward_never_reads_are_left_out_and_kept_as_built(tmp_path
     assert read_manifest(path)["unused"] == sorted(unused)
     torch.manual_seed(0)
     fresh = create_model("cdistnet", "demo")
-    load_shipped(fresh, path, unused)
+    load_shipped(fresh, path, "0" * 12)  # the manifest says which tensors the file leaves out
     for name, tensor in model.state_dict().items():
         rounded = tensor.is_floating_point() and name not in unused
         expected = tensor.half().float() if rounded else tensor
         assert torch.equal(fresh.state_dict()[name], expected), name
+    with pytest.raises(CheckpointError, match="with key 000000000000, not c.safetensors with"):
+        load_shipped(fresh, path, "1" * 12)
+    manifest_file = path.with_suffix(".json")
+    described = read_manifest(path) | {"unused": []}
+    manifest_file.write_text(shipped_files.manifest_text(described))
     with pytest.raises(CheckpointError, match="in_proj_weight"):
         load_shipped(create_model("cdistnet", "demo"), path)  # without them, keys are missing
+    manifest_file.write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match="a manifest is a JSON object"):
+        load_shipped(fresh, path)
 
 
 @pytest.fixture

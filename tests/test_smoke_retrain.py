@@ -23,7 +23,8 @@ def smoke_session(tmp_path_factory):
     cache = tmp_path_factory.mktemp("smoke-cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("OCRSR_CACHE", str(cache))
-        patch.delenv("OCRSR_PROFILE", raising=False)
+        for variable in ("OCRSR_PROFILE", "OCRSR_OFFICIAL", "OCRSR_RETRAIN"):
+            patch.delenv(variable, raising=False)
         session = setup("smoke", device="cpu", retrain=True, verbose=False)
         yield session
 

@@ -331,14 +331,15 @@ class MultiheadAttention(nn.Module):
         return self.attend(q, k, v, mask, key_padding)
 
     def self_attention_step(
-        self, query: torch.Tensor, past: KeysValues | None
+        self, query: torch.Tensor, past: KeysValues | None, key_padding: torch.Tensor
     ) -> tuple[torch.Tensor, KeysValues]:
         """Causal self-attention of the newest positions `query` (steps, B, width) to every
-        position so far: `past` keys and values plus their own (returned for the next step)."""
+        position so far: `past` keys and values plus their own (returned for the next step);
+        `key_padding` (B, positions so far) marks the PAD inputs, as `forward` masks them."""
         q, k, v = pointwise(self.conv3, query).chunk(3, dim=-1)
         if past is not None:
             k, v = torch.cat([past[0], k]), torch.cat([past[1], v])
-        return self.attend(q, k, v), (k, v)
+        return self.attend(q, k, v, None, key_padding), (k, v)
 
     def attend(
         self,
@@ -489,11 +490,11 @@ class AttentionLayer(nn.Module):
         return self.feed_forward(self.norm2(query + self.dropout2(attended)))
 
     def self_attention_step(
-        self, query: torch.Tensor, past: KeysValues | None
+        self, query: torch.Tensor, past: KeysValues | None, key_padding: torch.Tensor
     ) -> tuple[torch.Tensor, KeysValues]:
         """The layer on the newest positions of a causal self-attention, given the keys and
         values of the earlier ones; returns the output and the keys and values so far."""
-        attended, present = self.multihead_attn.self_attention_step(query, past)
+        attended, present = self.multihead_attn.self_attention_step(query, past, key_padding)
         return self.feed_forward(self.norm2(query + self.dropout2(attended))), present
 
     def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -553,28 +554,32 @@ class MDCDP(nn.Module):
         cache: DecodeCache,
         beams: int = 1,
     ) -> torch.Tensor:
-        """`forward` for the newest positions only (no padding), extending `cache` with their
-        keys and values: every attention over the sequence is causal, so the earlier positions'
-        outputs, and their keys and values, do not change. With `beams` > 1 the batch holds
-        that many consecutive rows per image and `visual` one row per image: the beams of an
-        image query its visual keys and values together (cross-attention keeps queries apart)."""
+        """`forward` for the newest positions only, extending `cache` with their keys and values
+        (`cache.padding` already marks every position's PAD inputs): every attention over the
+        sequence is causal, so the earlier positions' outputs, and their keys and values, do not
+        change. With `beams` > 1 the batch holds that many consecutive rows per image and
+        `visual` one row per image: the beams of an image query its visual keys and values
+        together (cross-attention keeps queries apart)."""
+        padding = cache.padding
         for index in range(len(self.layers_pos)):
             position, cache.positions[index] = self.layers_pos[index].self_attention_step(
-                position, cache.positions[index]
+                position, cache.positions[index], padding
             )
             steps, rows, width = position.shape
-            per_image = position.reshape(steps, rows // beams, beams, width).transpose(0, 2)
+            images = rows // beams
+            # (steps, images, beams, width) -> (beams, steps, images, width): queries per image
+            per_image = position.reshape(steps, images, beams, width).permute(2, 0, 1, 3)
             with_visual = self.layers2[index](
-                per_image.reshape(beams * steps, -1, width), visual[index]
+                per_image.reshape(beams * steps, images, width), visual[index]
             )
-            with_visual = with_visual.reshape(beams, steps, -1, width).transpose(0, 2)
+            with_visual = with_visual.reshape(beams, steps, images, width).permute(1, 2, 0, 3)
             with_visual = with_visual.reshape(steps, rows, width)
             keys, values = self.layers3[index].multihead_attn.memory(semantic)
             if cache.semantic[index] is not None:
                 past_keys, past_values = cache.semantic[index]
                 keys, values = torch.cat([past_keys, keys]), torch.cat([past_values, values])
             cache.semantic[index] = (keys, values)
-            with_semantic = self.layers3[index](position, (keys, values))
+            with_semantic = self.layers3[index](position, (keys, values), None, padding)
             position = self.dynamic_shared_fusion(with_visual, with_semantic)
         return position
 
@@ -582,11 +587,13 @@ class MDCDP(nn.Module):
 @dataclass
 class DecodeCache:
     """Per MDCDP layer, the keys and values of the positions decoded so far (sequence-first):
-    of the position query's self-attention and of the semantic features; `length` positions."""
+    of the position query's self-attention and of the semantic features; `length` positions,
+    and which of their inputs were PAD, (rows, length), masked as `CDistNet.decode` masks them."""
 
     positions: list[KeysValues | None]
     semantic: list[KeysValues | None]
     length: int = 0
+    padding: torch.Tensor | None = None
 
     @classmethod
     def empty(cls, layers: int) -> DecodeCache:
@@ -598,9 +605,18 @@ class DecodeCache:
         def pick(entry: KeysValues | None) -> KeysValues | None:
             return None if entry is None else (entry[0][:, rows], entry[1][:, rows])
 
+        padding = None if self.padding is None else self.padding[rows]
         return DecodeCache(
-            [pick(e) for e in self.positions], [pick(e) for e in self.semantic], self.length
+            [pick(e) for e in self.positions],
+            [pick(e) for e in self.semantic],
+            self.length,
+            padding,
         )
+
+    def append_inputs(self, ids: torch.Tensor) -> None:
+        """Record the newest inputs (rows,): whether each is PAD."""
+        newest = ids.eq(PAD)[:, None]
+        self.padding = newest if self.padding is None else torch.cat([self.padding, newest], 1)
 
 
 def rare_initial_points(fiducials: int) -> torch.Tensor:
@@ -674,6 +690,7 @@ class CDistNet(nn.Module):
         that many consecutive rows per image of `visual` (`MDCDP.step`)."""
         semantic = self.semantic_branch(ids[:, None], cache.length)
         position = self.positional_branch(semantic, cache.length)
+        cache.append_inputs(ids)
         out = self.mdcdp.step(semantic, visual, position, cache, beams)
         cache.length += 1
         return self.tgt_word_prj(out[-1])

@@ -27,7 +27,7 @@ from ocrsr_lib.checkpoints import (
 )
 from ocrsr_lib.config import OFFICIAL_RUNS, Session
 from ocrsr_lib.data import skipped_lines
-from ocrsr_lib.models.registry import check_official, model_sizes, unused_tensor_names
+from ocrsr_lib.models.registry import check_official, model_sizes
 from ocrsr_lib.runs.shipped import (
     load_shipped,
     read_manifest,
@@ -213,7 +213,7 @@ def trained(session: Session, name: str) -> Run:
     model = family.build(recipe)
     shipped = None if path.exists() else shipped_file(session, name)
     if shipped is not None:
-        result = load_shipped(model, shipped, unused_tensor_names(recipe.model, model))
+        result = load_shipped(model, shipped, run_key(session, name))
         round_to_storage(model.to(session.device).eval(), session.profile.weight_storage)
         return Run(name, model, result, shipped, run_key(session, name), "shipped")
     if recipe.start_from and not path.exists():

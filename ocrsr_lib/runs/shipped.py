@@ -184,19 +184,26 @@ def read_manifest(path: str | Path) -> dict:
         manifest = json.loads(manifest_file.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{manifest_file}: not a readable manifest: {error}") from None
+    if not isinstance(manifest, dict):
+        raise CheckpointError(f"{manifest_file}: a manifest is a JSON object, not {manifest!r:.40}")
     missing = [name for name in MANIFEST_FIELDS if name not in manifest]
     if missing:
         raise CheckpointError(f"{manifest_file}: the manifest lacks {missing}")
     return manifest
 
 
-def load_shipped(model: nn.Module, path: str | Path, unused: Sequence[str] = ()) -> TrainResult:
-    """Load a shipped file into `model` after checking its SHA-256 against the manifest; return
-    the training history the manifest records. Every key and shape must match, except the
-    `unused` entries (never read by the forward), which the file leaves out and the model keeps
-    as built."""
+def load_shipped(model: nn.Module, path: str | Path, key: str | None = None) -> TrainResult:
+    """Load a shipped file into `model` after checking its manifest (this file, the run `key`
+    when given) and its SHA-256; return the training history the manifest records. Every key
+    and shape must match, except the tensors the manifest lists as unused (never read by the
+    forward), which the file leaves out and the model keeps as built."""
     path = Path(path)
     manifest = read_manifest(path)
+    if manifest["file"] != path.name or (key is not None and manifest["key"] != key):
+        raise CheckpointError(
+            f"{manifest_path(path)} describes {manifest['file']} with key {manifest['key']}, "
+            f"not {path.name}" + (f" with key {key}" if key else "")
+        )
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != manifest["sha256"]:
@@ -209,12 +216,15 @@ def load_shipped(model: nn.Module, path: str | Path, unused: Sequence[str] = ())
         tensors = load_tensors(data)
     except Exception as error:  # safetensors' own error type
         raise CheckpointError(f"{path}: not a readable safetensors file: {error}") from None
+    unused = set(manifest["unused"])
     kept = {name: value for name, value in model.state_dict().items() if name in unused}
     load_state_dict_strict(model, {**kept, **tensors}, f"shipped file {path}")
     return result_from(manifest)
 
 
 def shipped_manifests(profile: str) -> list[dict]:
-    """The manifests of the weights shipped for a profile, by file name."""
+    """The manifests of the weights shipped for a profile, by file name. The manifest is
+    written last, so weights without one (an interrupted build) are not listed."""
     folder = shipped_folder(profile)
-    return [read_manifest(path) for path in sorted(folder.glob("*.safetensors"))]
+    weights = sorted(path.with_suffix(".safetensors") for path in folder.glob("*.json"))
+    return [read_manifest(path) for path in weights if path.is_file()]
