@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ocrsr_lib.checkpoints import load_checkpoint
 from ocrsr_lib.config import Session
 from ocrsr_lib.records import RESULTS, recorded_machine, recorded_rates
 from ocrsr_lib.runs import checkpoint_path, needed_runs, recipe_for, shipped_file
@@ -36,7 +37,8 @@ GPU_RATE_ROWS = {
 }
 
 
-SOURCES = ("cache", "shipped", "trained when run")  # where a run's weights come from
+# where a run's weights come from; "cache, resumes" is a checkpoint of an interrupted run
+SOURCES = ("cache", "cache, resumes", "shipped", "official", "trained when run")
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,13 @@ def run_cost(session: Session, name: str) -> RunCost:
     batch = manifest["batch_size"] if manifest else recipe.train.batch_size
     images = steps * batch if steps else None
     rate = gpu_rate(session, name)
-    if checkpoint_path(session, name).exists():
-        source = "cache"
+    path = checkpoint_path(session, name)
+    if name in session.official:
+        source = "official"
+    elif path.exists():
+        checkpoint = load_checkpoint(path)
+        finished = checkpoint["step"] >= checkpoint["total_steps"]
+        source = "cache" if finished else "cache, resumes"
     else:
         source = "shipped" if shipped is not None else "trained when run"
     return RunCost(

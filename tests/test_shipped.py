@@ -414,6 +414,12 @@ def test_chapter_costs_name_each_runs_source_and_its_recorded_and_gpu_times(
     table = costs_table(chapter_costs(session, ["stn-edsr"]))
     assert "| edsr-natural | shipped | 16 |" in table and "not recorded" in table
     assert table.splitlines()[-1].startswith("| all |")
+    # an interrupted run's checkpoint resumes training when the chapter runs
+    from ocrsr_lib.checkpoints import load_checkpoint, save_checkpoint
+
+    cached = runs.checkpoint_path(session, "stn-edsr")
+    save_checkpoint(cached, load_checkpoint(cached) | {"step": 1})
+    assert chapter_costs(session, ["stn-edsr"])[1].source == "cache, resumes"
 
 
 def test_the_chapter_header_counts_sources_and_totals(shipped_folder, tiny_recipes, monkeypatch):

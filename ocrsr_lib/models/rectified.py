@@ -57,8 +57,10 @@ class STNEDSRConfig:
     stn: STNConfig
 
 
+# every EDSR size, each with the STN of that size (the paper's where the STN has none)
 STN_EDSR_CONFIGS = {
-    size: STNEDSRConfig(EDSR_CONFIGS[size], STN_CONFIGS[size]) for size in STN_CONFIGS
+    size: STNEDSRConfig(edsr, STN_CONFIGS.get(size, STN_CONFIGS["paper"]))
+    for size, edsr in EDSR_CONFIGS.items()
 }
 
 
