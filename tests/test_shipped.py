@@ -93,6 +93,11 @@ def test_a_retrain_ignores_the_shipped_file_and_reproduces_its_tensors(
     assert run.source == "trained" and run.checkpoint.is_file()
     assert_same_tensors(run.model.state_dict(), load_file(path))
     assert runs.trained(retraining, "edsr").source == "cache"  # retrained once, then cached
+    manifest = read_manifest(path)
+    again = shipped_files.write_shipped(
+        path.with_name("again.safetensors"), run.model, manifest, "float16", manifest["unused"]
+    )
+    assert again.read_bytes() == path.read_bytes()  # the same tensors make the same bytes
     monkeypatch.setenv("OCRSR_RETRAIN", "1")
     assert setup("demo", device="cpu", verbose=False).retrain
     assert "shipped : ignored (retrain)" in setup("demo", device="cpu", verbose=False).describe()

@@ -156,12 +156,13 @@ def write_shipped(
     names left out."""
     path = Path(path)
     tensors = stored_tensors(model, dtype, unused)
-    data = save_tensors(tensors, metadata={"recipe": manifest["recipe"], "key": manifest["key"]})
+    # one metadata entry: safetensors writes several in a random order, so two writes of the
+    # same tensors would differ in bytes (and SHA-256)
+    data = save_tensors(tensors, metadata={"run": f"{manifest['recipe']} {manifest['key']}"})
     atomic_write(path, lambda file: file.write(data))
-    described = {
+    described = {"format": MANIFEST_FORMAT, "file": path.name, **manifest} | {
         "format": MANIFEST_FORMAT,
         "file": path.name,
-        **manifest,
         "sha256": hashlib.sha256(data).hexdigest(),
         "bytes": len(data),
         "dtype": dtype,
