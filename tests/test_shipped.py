@@ -338,6 +338,18 @@ def test_every_shipped_file_matches_its_recipe(tmp_path, monkeypatch):
     assert total <= shipping.SHIPPED_BUDGET_BYTES
 
 
+def test_every_run_a_profile_ships_has_a_current_file(tmp_path, monkeypatch):
+    """The chapters and make test's nbval load these instead of training for hours: a missing
+    or stale file fails here, naming the command that makes it."""
+    for profile, names in shipping.SHIPPED_RUNS.items():
+        session = real_session(profile, tmp_path, monkeypatch)
+        missing = [name for name in names if runs.shipped_file(session, name) is None]
+        assert not missing, (
+            f"no current shipped file for {missing} ({profile}): run `ocrsr weights build "
+            f"--profile {profile} {' '.join(missing)}`"
+        )
+
+
 def test_every_shipped_file_is_package_data():
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     patterns = patterns["package-data"]["ocrsr_lib"]
