@@ -57,7 +57,7 @@ $(HTML): $(STAMP) $(ASSETS) _config.yml _toc.yml book/*.ipynb book/*.md book/_ex
 # a cache of its own that starts empty (so no cached reading hides a change in the code), and
 # compares the cells marked NBVAL_CHECK_OUTPUT (the results) with the committed outputs, so a
 # notebook whose numbers the current code no longer prints fails; tests/test_smoke_retrain.py
-# retrains one chain of every recipe family on the smoke profile (5% of the demo's steps)
+# retrains one chain of every recipe family on the smoke profile (1% of the demo's steps)
 TEST_PROFILE ?= demo
 
 ## Lint, unit tests, re-execute every chapter with nbval (on TEST_PROFILE), then open every

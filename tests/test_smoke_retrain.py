@@ -1,5 +1,5 @@
 """The training code behind the shipped weights stays covered: one chain of the demo recipes at
-the smoke profile's twentieth of their steps (SR pretraining, the guide, text-focus training,
+the smoke profile's hundredth of their steps (SR pretraining, the guide, text-focus training,
 CDistNet pretraining and fine-tuning on SR images) trains from scratch with shipped weights
 ignored, and what it trained loads back from the cache unchanged."""
 
