@@ -15,7 +15,13 @@ from ocrsr_lib.data import (
 )
 from ocrsr_lib.data.natural import NaturalImagePairs
 from ocrsr_lib.data.synth import DEGRADATIONS, synthesize_pair
-from ocrsr_lib.evaluation import accuracy_of, accuracy_table, images_for_reading, read_split
+from ocrsr_lib.evaluation import (
+    accuracy_of,
+    accuracy_table,
+    images_for_reading,
+    read_split,
+    sr_quality_and_accuracy,
+)
 from ocrsr_lib.explorer import examples_figure, quantization_explorer
 from ocrsr_lib.flops import bf16_peak
 from ocrsr_lib.losses import TextFocusLoss, TextFocusWeights, most_confused
@@ -105,6 +111,7 @@ __all__ = [
     "TextFocusWeights",
     "accuracy_of",
     "accuracy_table",
+    "sr_quality_and_accuracy",
     "aciq_alpha",
     "as_fractions",
     "attention_maps",

@@ -82,13 +82,26 @@ def storage_dtype(dtype: str) -> torch.dtype:
     return STORAGE_DTYPES[dtype]
 
 
+def learned_tensor_names(model: nn.Module) -> set[str]:
+    """State-dict names of what training sets: parameters and normalization statistics. The
+    other buffers are computed from the configuration (the TPS's matrices, whose rounding to
+    float16 would wreck the warp: an ill-conditioned inverse), so they are never rounded."""
+    names = {name for name, _ in model.named_parameters(remove_duplicate=False)}
+    for prefix, module in model.named_modules(remove_duplicate=False):
+        if isinstance(module, nn.modules.batchnorm._NormBase):
+            statistics = ("running_mean", "running_var")
+            names |= {f"{prefix}.{buffer}".lstrip(".") for buffer in statistics}
+    return names
+
+
 @torch.no_grad()
 def round_to_storage(model: nn.Module, dtype: str) -> nn.Module:
-    """Round the model's floating-point tensors to the storage precision and back, in place, so
-    that a model trained now holds exactly what its shipped file holds; returns it."""
-    stored = storage_dtype(dtype)
-    for tensor in model.state_dict().values():
-        if tensor.is_floating_point() and stored != tensor.dtype:
+    """Round the model's learned floating-point tensors (`learned_tensor_names`) to the storage
+    precision and back, in place, so that a model trained now holds exactly what its shipped
+    file holds; returns it."""
+    stored, learned = storage_dtype(dtype), learned_tensor_names(model)
+    for name, tensor in model.state_dict().items():
+        if name in learned and tensor.is_floating_point() and stored != tensor.dtype:
             tensor.copy_(tensor.to(stored))
     return model
 
@@ -97,14 +110,14 @@ def stored_tensors(
     model: nn.Module, dtype: str = "float32", unused: Sequence[str] = ()
 ) -> dict[str, torch.Tensor]:
     """The model's state dict without the `unused` entries (never read by the forward) as
-    separate contiguous CPU tensors (safetensors refuses shared storage), floating-point ones
-    stored as `dtype`."""
-    stored, tensors = storage_dtype(dtype), {}
+    separate contiguous CPU tensors (safetensors refuses shared storage), the learned
+    floating-point ones stored as `dtype` (computed buffers stay as they are)."""
+    stored, learned, tensors = storage_dtype(dtype), learned_tensor_names(model), {}
     for name, tensor in model.state_dict().items():
         if name in unused:
             continue
         tensor = tensor.detach().to("cpu")
-        if tensor.is_floating_point():
+        if name in learned and tensor.is_floating_point():
             tensor = tensor.to(stored)
         tensors[name] = tensor.contiguous().clone()
     return tensors
