@@ -169,9 +169,11 @@ def test_the_smoke_profile_trains_the_demo_recipes_briefly_in_its_own_cache(tmp_
     assert shortened.train.steps == round(demo.train.steps * smoke.profile.budget)
     assert replace(shortened, train=demo.train) == demo
     guide_steps = guide.RECOGNIZER_RECIPES["demo"]["guide"].train.steps
-    assert runs.recipe_for(smoke, "guide").train.steps == round(guide_steps / 20)
+    assert runs.recipe_for(smoke, "guide").train.steps == round(guide_steps * smoke.profile.budget)
     pretrain_steps = cdistnet.CDISTNET_RECIPES["demo"]["pretrain"].train.steps
-    assert runs.recipe_for(smoke, "pretrain").train.steps == round(pretrain_steps / 20)
+    assert runs.recipe_for(smoke, "pretrain").train.steps == round(
+        pretrain_steps * smoke.profile.budget
+    )
     assert smoke.cache.root == tmp_path / "smoke"
     assert runs.checkpoint_path(smoke, "stn-edsr").parent == tmp_path / "smoke" / "checkpoints"
 
