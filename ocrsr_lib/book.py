@@ -7,6 +7,7 @@ from ocrsr_lib.config import setup
 from ocrsr_lib.costs import costs_markdown
 from ocrsr_lib.data import (
     TEST_DIFFICULTIES,
+    decoded_in_memory,
     normalize_label,
     scoring_splits,
     session_splits,
@@ -169,6 +170,7 @@ __all__ = [
     "scoring_splits",
     "session_splits",
     "session_textzoom_root",
+    "decoded_in_memory",
     "set_stn_at_eval",
     "setup",
     "smallest_acceptable_bits",

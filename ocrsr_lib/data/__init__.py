@@ -51,6 +51,7 @@ __all__ = [
     "skipped_lines",
     "scoring_splits",
     "first_items",
+    "decoded_in_memory",
     "split_labels",
     "write_textzoom_lmdb",
 ]
@@ -110,6 +111,12 @@ def skipped_lines(session: Session) -> list[str]:
 def first_items(dataset: Dataset, count: int | None) -> Dataset:
     """The first `count` items of a dataset (all of it when None)."""
     return dataset if count is None else Subset(dataset, range(min(count, len(dataset))))
+
+
+def decoded_in_memory(dataset: Dataset) -> list:
+    """Every item of `dataset`, decoded once and kept in memory: for test splits that a chapter
+    reads again and again (decoding a TextZoom record costs about a millisecond)."""
+    return [dataset[index] for index in range(len(dataset))]
 
 
 def scoring_splits(session: Session) -> dict[str, Dataset]:
