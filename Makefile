@@ -57,15 +57,14 @@ $(HTML): $(STAMP) $(ASSETS) _config.yml _toc.yml book/*.ipynb book/*.md book/_ex
 # a cache of its own that starts empty (so no cached reading hides a change in the code), and
 # compares the cells marked NBVAL_CHECK_OUTPUT (the results) with the committed outputs, so a
 # notebook whose numbers the current code no longer prints fails; tests/test_smoke_retrain.py
-# retrains one chain of every recipe family on the smoke profile (1% of the demo's steps). The
-# unit tests run in one process per core (pytest-xdist), each torch on one thread
+# retrains one chain of every recipe family on the smoke profile (1% of the demo's steps)
 TEST_PROFILE ?= demo
 
 ## Lint, unit tests, re-execute every chapter with nbval (on TEST_PROFILE), then open every
 ## page of the rendered book in headless Chromium (screenshots in _build/browser).
 test: $(STAMP) $(ASSETS) $(CHROMIUM)
 	$(BIN)/ruff check .
-	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n auto --dist worksteal tests --ignore=tests/browser
+	$(BIN)/pytest -q tests --ignore=tests/browser
 	rm -rf _build/test-cache
 	$(QUIET) OCRSR_CACHE=$(CURDIR)/_build/test-cache OCRSR_RETRAIN=0 OCRSR_PROFILE=$(TEST_PROFILE) \
 	    $(BIN)/pytest -q --nbval-lax --nbval-cell-timeout=1200 book/
