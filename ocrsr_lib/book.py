@@ -4,8 +4,10 @@ Chapters write `from ocrsr_lib.book import ...`, as d2l's chapters use `d2l.*`; 
 docstrings say which chapter explains a name. Nothing is defined here."""
 
 from ocrsr_lib.config import setup
+from ocrsr_lib.costs import costs_markdown
 from ocrsr_lib.data import (
     TEST_DIFFICULTIES,
+    decoded_in_memory,
     normalize_label,
     scoring_splits,
     session_splits,
@@ -14,13 +16,20 @@ from ocrsr_lib.data import (
 )
 from ocrsr_lib.data.natural import NaturalImagePairs
 from ocrsr_lib.data.synth import DEGRADATIONS, synthesize_pair
-from ocrsr_lib.evaluation import accuracy_of, accuracy_table, images_for_reading, read_split
+from ocrsr_lib.evaluation import (
+    accuracy_of,
+    accuracy_table,
+    images_for_reading,
+    read_split,
+    sr_quality_and_accuracy,
+)
 from ocrsr_lib.explorer import examples_figure, quantization_explorer
 from ocrsr_lib.flops import bf16_peak
 from ocrsr_lib.losses import TextFocusLoss, TextFocusWeights, most_confused
 from ocrsr_lib.metrics import evaluate_sr, psnr
 from ocrsr_lib.models import (
     OFFICIAL_REFERENCES,
+    STN_CONFIGS,
     Bicubic,
     RectifiedSR,
     SpatialTransformer,
@@ -56,6 +65,7 @@ from ocrsr_lib.quant.quantizers import QuantSpec, fake_quantize, grid_for, quant
 from ocrsr_lib.quant.size import theoretical_size
 from ocrsr_lib.records import RESULTS, recorded_machine, recorded_rates
 from ocrsr_lib.results import (
+    CHAPTER_SWEEP_WORDS,
     AcceptanceRule,
     comparisons_markdown,
     edsr_only_hard_words,
@@ -75,7 +85,7 @@ from ocrsr_lib.runs import (
     text_train_and_validation,
     trained,
 )
-from ocrsr_lib.tables import format_accuracy, format_report, markdown_table
+from ocrsr_lib.tables import format_accuracy, format_report, markdown_table, sweep_table
 from ocrsr_lib.viz import image_grid, moving_average, use_book_style
 
 __all__ = [
@@ -97,10 +107,12 @@ __all__ = [
     "QuantSpec",
     "RectifiedSR",
     "SpatialTransformer",
+    "STN_CONFIGS",
     "TextFocusLoss",
     "TextFocusWeights",
     "accuracy_of",
     "accuracy_table",
+    "sr_quality_and_accuracy",
     "aciq_alpha",
     "as_fractions",
     "attention_maps",
@@ -109,6 +121,7 @@ __all__ = [
     "cdistnet_readings",
     "checkpoint_path",
     "compare_precisions",
+    "costs_markdown",
     "comparisons_markdown",
     "create_model",
     "edsr_only_hard_words",
@@ -145,6 +158,8 @@ __all__ = [
     "psnr",
     "quantization_explorer",
     "quantization_sweep",
+    "CHAPTER_SWEEP_WORDS",
+    "sweep_table",
     "quantize_weight",
     "quantized_pipeline",
     "read_split",
@@ -155,6 +170,7 @@ __all__ = [
     "scoring_splits",
     "session_splits",
     "session_textzoom_root",
+    "decoded_in_memory",
     "set_stn_at_eval",
     "setup",
     "smallest_acceptable_bits",

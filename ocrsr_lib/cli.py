@@ -47,9 +47,31 @@ from ocrsr_lib.precision import compare_precisions, hard_batches
 from ocrsr_lib.progress import progress_bar, progress_updater
 from ocrsr_lib.quant.packing import save_packed
 from ocrsr_lib.quant.quantizers import GRANULARITIES, METHODS
-from ocrsr_lib.results import write_report
-from ocrsr_lib.runs import CDISTNET_RECIPES, SR_RECIPES, check_official_runs, recipe_for, trained
-from ocrsr_lib.tables import format_accuracy, format_report
+from ocrsr_lib.results import SWEEP_BITS, quantization_sweep, write_report
+from ocrsr_lib.runs import (
+    CDISTNET_RECIPES,
+    SR_RECIPES,
+    check_official_runs,
+    recipe_for,
+    trained,
+    weights_line,
+)
+from ocrsr_lib.runs.shipped import (
+    read_manifest,
+    shipped_folder,
+    shipped_manifests,
+)
+from ocrsr_lib.shipping import (
+    SHIPPED_BUDGET_BYTES,
+    build_order,
+    remake_command,
+    remove_unshipped,
+    ship_run,
+    shipped_bytes,
+    shipped_status,
+    stale_shipped,
+)
+from ocrsr_lib.tables import format_accuracy, format_report, sweep_table
 
 DEBUG_ENV = "OCRSR_DEBUG"  # 1: errors show their traceback (as --debug)
 
@@ -77,6 +99,7 @@ def session_from(args: argparse.Namespace) -> Session:
         train_overrides=overrides,
         official=parse_official(",".join(args.official or [])),
         skip_corrupt=args.skip_corrupt,
+        retrain=getattr(args, "retrain", False) or None,  # unset: OCRSR_RETRAIN decides
     )
 
 
@@ -113,6 +136,7 @@ def train_sr_command(args: argparse.Namespace, session: Session) -> int:
         return 0
     batch_size = recipe_for(session, args.recipe).train.batch_size
     print(f"checkpoint: {run.checkpoint}")
+    print(weights_line(run))
     print(
         f"{len(run.result.losses)} steps, {run.result.seconds:.0f} s of training, "
         f"{run.result.images_per_second(batch_size):.1f} images/s"
@@ -134,6 +158,7 @@ def train_cdistnet_command(args: argparse.Namespace, session: Session) -> int:
         return 0
     recipe = recipe_for(session, args.recipe)
     print(f"checkpoint: {run.checkpoint}")
+    print(weights_line(run))
     print(
         f"{len(run.result.losses)} steps, {run.result.seconds:.0f} s of training, "
         f"{run.result.images_per_second(recipe.train.batch_size):.1f} images/s"
@@ -157,6 +182,7 @@ def upscale_command(args: argparse.Namespace, session: Session) -> int:
     inputs, folder = image_inputs(args, session), Path(args.out).expanduser()
     check_outputs_free(output_files(inputs, folder))  # before any training
     run = trained(session, args.recipe)
+    print(f"{args.recipe}: {weights_line(run)}")
     files = upscale(run.model, inputs, folder, session.device, args.batch)
     print(f"wrote {len(inputs)} images upscaled by {args.recipe} to {folder} ({len(files)} files)")
     return 0
@@ -166,8 +192,11 @@ def read_command(args: argparse.Namespace, session: Session) -> int:
     """Read your own word crops (a folder of images, or a TextZoom split's LR images) with a
     trained CDistNet recipe, after an SR recipe (--sr) or bicubic upscaling; prints TSV."""
     inputs = image_inputs(args, session)
-    sr_model = trained(session, args.sr).model if args.sr else None
-    reader = BeamReader(trained(session, args.recipe).model, args.beam)
+    runs = [trained(session, name) for name in (args.sr, args.recipe) if name]
+    for run in runs:  # where the weights came from, beside the readings on stdout
+        print(f"{run.name}: {weights_line(run)}", file=sys.stderr)
+    sr_model = runs[0].model if args.sr else None
+    reader = BeamReader(runs[-1].model, args.beam)
     readings = read_images(reader, inputs, sr_model, session.device, args.batch)
     print("file\treading\tlabel")
     for reading in readings:
@@ -226,6 +255,15 @@ def evaluate_command(args: argparse.Namespace, session: Session) -> int:
     return 0
 
 
+def sweep_command(args: argparse.Namespace, session: Session) -> int:
+    """Chapter 5's quantization sweep of a pipeline at full size (every scored word, or the
+    first --words of each split): SR, OCR and both at each bit width, ACIQ and min-max."""
+    pipeline = PIPELINES[args.pipeline]
+    sweep = quantization_sweep(session, bit_widths=args.bits, words=args.words, pipeline=pipeline)
+    print(sweep_table(sweep))
+    return 0
+
+
 def report_command(args: argparse.Namespace, session: Session) -> int:
     """Write Table 1, its paired comparisons and Table 2 as Markdown (the results chapter's
     tables), computing whatever is not cached."""
@@ -244,6 +282,55 @@ def precision_command(args: argparse.Namespace, session: Session) -> int:
     return 0
 
 
+def weights_list_command(args: argparse.Namespace, session: Session) -> int:
+    """List the weights shipped for the profile: recipe, key, size, training time and device,
+    and whether the current recipe still has that key (else the command that re-makes it)."""
+    manifests = shipped_manifests(session.profile.name)
+    folder = shipped_folder(session.profile.name)
+    if not manifests:
+        print(f"no weights shipped for profile {session.profile.name!r} (in {folder})")
+        return 0
+    print(f"weights shipped for profile {session.profile.name!r} in {folder}:")
+    print(f"{'recipe':30s}{'key':>14s}{'MB':>8s}{'seconds':>9s}  {'device':8s}{'dtype':9s}status")
+    for manifest in manifests:
+        print(
+            f"{manifest['recipe']:30s}{manifest['key']:>14s}{manifest['bytes'] / 1e6:8.2f}"
+            f"{manifest['seconds']:9.0f}  {manifest['device']:8s}{manifest['dtype']:9s}"
+            + shipped_status(session, manifest)
+        )
+    size = shipped_bytes(session.profile.name)
+    print(
+        f"{len(manifests)} files, {size / 1e6:.2f} MB with manifests "
+        f"(budget {SHIPPED_BUDGET_BYTES / 1e6:.0f} MB)"
+    )
+    print_listed(stale_shipped(session))
+    return 0
+
+
+def weights_build_command(args: argparse.Namespace, session: Session) -> int:
+    """Train the profile's shipped runs (all, or those named) in dependency order with their
+    recipes, shipped files ignored, and write each as a shipped file with its manifest."""
+    order = build_order(session, args.recipes)
+    print(f"building {len(order)} shipped runs in this order: {', '.join(order)}")
+    seconds = 0.0
+    for name in order:
+        path = ship_run(session, name, remake_command(session, name))
+        manifest = read_manifest(path)
+        seconds += manifest["seconds"]
+        print(
+            f"{name}: {path} ({manifest['bytes'] / 1e6:.2f} MB; trained in "
+            f"{manifest['seconds']:.0f} s on {manifest['device']})"
+        )
+    if not args.recipes:
+        for removed in remove_unshipped(session.profile.name):
+            print(f"removed {removed} (no longer shipped)")
+    size = shipped_bytes(session.profile.name)
+    print(f"shipped set: {size / 1e6:.2f} MB, {seconds:.0f} s of training for these runs")
+    if size > SHIPPED_BUDGET_BYTES:
+        print(f"warning: over the budget of {SHIPPED_BUDGET_BYTES / 1e6:.0f} MB")
+    return 0
+
+
 def add_quantization_arguments(parser: argparse.ArgumentParser, default_target: str) -> None:
     parser.add_argument("--pipeline", choices=sorted(PIPELINES), default="edsr")
     parser.add_argument("--target", choices=TARGETS, default=default_target)
@@ -256,6 +343,11 @@ def add_quantization_arguments(parser: argparse.ArgumentParser, default_target: 
 
 def add_device_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
+    parser.add_argument(
+        "--retrain",
+        action="store_true",
+        help="train runs the cache lacks instead of loading shipped weights (or OCRSR_RETRAIN=1)",
+    )
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -350,6 +442,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--words", type=positive, default=None, help="first N words per split")
     evaluate.add_argument("--table-1", action="store_true", help="all Table 1 pipelines")
     evaluate.set_defaults(run=evaluate_command)
+    sweeping = commands.add_parser("sweep", help=sweep_command.__doc__)
+    add_session_arguments(sweeping)
+    add_training_arguments(sweeping)
+    sweeping.add_argument(
+        "--bits", type=int, nargs="+", choices=range(2, 9), default=list(SWEEP_BITS)
+    )
+    sweeping.add_argument("--words", type=positive, default=None, help="first N words per split")
+    sweeping.add_argument("--pipeline", choices=sorted(PIPELINES), default="edsr")
+    sweeping.set_defaults(run=sweep_command)
     report = commands.add_parser("report", help=report_command.__doc__)
     add_session_arguments(report)
     add_training_arguments(report)
@@ -375,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reading.add_argument("--beam", type=positive, default=BEAM_SIZE, help="CDistNet beam width")
     reading.set_defaults(run=read_command)
+    add_weights_commands(commands)
     return parser
 
 
@@ -384,6 +486,23 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=positive, default=64, help="images per batch")
     add_session_arguments(parser)
     add_device_arguments(parser)
+
+
+def add_weights_commands(commands: argparse._SubParsersAction) -> None:
+    """`ocrsr weights list` and `ocrsr weights build`: shipped weights (no data or training
+    options: those would change the run keys)."""
+    weights = commands.add_parser("weights", help="the trained weights shipped with the package")
+    actions = weights.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help=weights_list_command.__doc__)
+    build = actions.add_parser("build", help=weights_build_command.__doc__)
+    build.add_argument("recipes", nargs="*", metavar="RECIPE", help="default: every shipped run")
+    build.add_argument("--device", default="cpu", help="where to train (default: cpu)")
+    for parser, command in ((listing, weights_list_command), (build, weights_build_command)):
+        parser.add_argument("--profile", choices=sorted(PROFILES), default=None)
+        parser.add_argument("--debug", action="store_true", help="show the full traceback")
+        parser.set_defaults(run=command, seed=0, textzoom=None, official=None, skip_corrupt=False)
+    listing.set_defaults(device="cpu")
+    build.set_defaults(retrain=True)
 
 
 def error_message(error: BaseException) -> str:

@@ -20,6 +20,7 @@ DEVICE_ENV = "OCRSR_DEVICE"
 TEXTZOOM_ENV = "OCRSR_TEXTZOOM"
 SCENE_TEXT_ENV = "OCRSR_SCENE_TEXT"  # MJSynth/SynthText LMDB folders, separated by os.pathsep
 OFFICIAL_ENV = "OCRSR_OFFICIAL"  # official checkpoints: RECIPE=FILE, separated by commas
+RETRAIN_ENV = "OCRSR_RETRAIN"  # 1: train every run instead of loading shipped weights
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class Profile:
     recipes: str = ""  # whose model sizes and training recipes to use; "" means this profile's
     budget: float = 1.0  # fraction of those recipes' training steps actually run
     test_words: int | None = None  # words per test split that pipelines are scored on (None: all)
+    # precision of every trained run's weights as used and shipped: "float16" rounds them once
+    # training ends, so a model trained now equals the shipped file (`ocrsr_lib.runs.shipped`)
+    weight_storage: str = "float32"
 
     @property
     def recipe_table(self) -> str:
@@ -54,16 +58,18 @@ PROFILES = {
         name="demo",
         description="CPU, synthetic TextZoom-format data, small models",
         synthetic=SyntheticDataConfig(train_pairs=6000, test_pairs=(300, 300, 300)),
+        weight_storage="float16",
     ),
-    # make test's profile: every chapter's code path with the demo's data and model sizes, but
-    # 5% of the training steps, so nbval runs the book in minutes; its numbers mean nothing
+    # the tests' profile: the demo's data and model sizes at 1% of the training steps, so that
+    # tests/test_smoke_retrain.py retrains every recipe family in minutes; its numbers mean nothing
     "smoke": Profile(
         name="smoke",
-        description="demo data and models at 5% of the demo's training steps (for make test)",
+        description="demo data and models at 1% of the demo's training steps (for make test)",
         synthetic=SyntheticDataConfig(train_pairs=6000, test_pairs=(300, 300, 300)),
         recipes="demo",
-        budget=0.05,
+        budget=0.01,
         test_words=50,
+        weight_storage="float16",
     ),
     "paper": Profile(
         name="paper",
@@ -158,6 +164,14 @@ def scene_text_roots(roots: Sequence[str | os.PathLike] | None = None) -> tuple[
     return tuple(Path(root).expanduser() for root in roots)
 
 
+def retrain_requested() -> bool:
+    """Whether OCRSR_RETRAIN asks to ignore shipped weights ("1") or not ("0" or unset)."""
+    value = os.environ.get(RETRAIN_ENV, "").strip()
+    if value not in ("", "0", "1"):
+        raise ValueError(f"{RETRAIN_ENV} is 1 (retrain) or 0 (use shipped weights), not {value!r}")
+    return value == "1"
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and PyTorch (all devices) so a run can be repeated."""
     random.seed(seed)
@@ -185,6 +199,9 @@ class Session:
     skip_corrupt: bool = False
     # the records left out so far: split folder -> [(1-based record index, reason)]
     skipped: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    # train every run that the cache lacks instead of loading the weights shipped with the
+    # package (`ocrsr_lib.runs.shipped`); --retrain, OCRSR_RETRAIN=1
+    retrain: bool = False
 
     def describe(self) -> str:
         data = f"real TextZoom at {self.textzoom}" if self.textzoom else "synthetic TextZoom"
@@ -194,6 +211,7 @@ class Session:
         official = ", ".join(f"{k} from {v}" for k, v in self.official.items()) or "none"
         if self.skip_corrupt:
             data += ", unreadable records left out"
+        shipped = "ignored (retrain)" if self.retrain else "used where a run's key matches"
         return "\n".join(
             [
                 f"profile : {self.profile.name} ({self.profile.description})",
@@ -202,6 +220,7 @@ class Session:
                 f"seed    : {self.seed}",
                 f"training: recipes as named, overrides: {overrides}",
                 f"official: {official}",
+                f"shipped : {shipped}",
                 f"cache   : {self.cache.root}",
                 f"versions: python {platform.python_version()}, torch {torch.__version__}, "
                 f"numpy {np.__version__}",
@@ -219,13 +238,15 @@ def setup(
     train_overrides: dict[str, object] | None = None,
     official: dict[str, str | os.PathLike] | None = None,
     skip_corrupt: bool = False,
+    retrain: bool | None = None,
 ) -> Session:
     """Pick profile, device, seed and cache, seed everything, print them, return the session.
 
     `train_overrides` replace TrainConfig fields in every recipe (e.g. batch_size, bf16);
     `official` maps recipes (OFFICIAL_RUNS) to official checkpoint files used instead; it adds
     to (and overrides) those named by OCRSR_OFFICIAL; `skip_corrupt` leaves unreadable records
-    out of every split instead of stopping at the first."""
+    out of every split instead of stopping at the first; `retrain` (default: OCRSR_RETRAIN=1)
+    trains runs instead of loading the weights shipped with the package."""
     chosen = get_profile(profile)
     root = textzoom or (os.environ.get(TEXTZOOM_ENV) if chosen.uses_real_textzoom else None)
     selected = select_device(device)
@@ -241,6 +262,7 @@ def setup(
             {**parse_official(os.environ.get(OFFICIAL_ENV, "")), **(official or {})}
         ),
         skip_corrupt=skip_corrupt,
+        retrain=retrain_requested() if retrain is None else retrain,
     )
     seed_everything(seed)
     if verbose:

@@ -12,7 +12,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ocrsr_lib.labels import normalize_label
+from ocrsr_lib.metrics import psnr, ssim, weighted_average
 from ocrsr_lib.models import Bicubic
+from ocrsr_lib.progress import progress_bar
 
 IMAGE_SOURCES = ("hr", "lr", "bicubic")
 
@@ -48,7 +50,8 @@ def read_split(
     words: list[str] = []
     labels: list[str] = []
     try:
-        for lr, hr, batch_labels in DataLoader(dataset, batch_size=batch_size):
+        batches = DataLoader(dataset, batch_size=batch_size)
+        for lr, hr, batch_labels in progress_bar(batches, desc="reading", leave=False):
             words += recognizer.read(images_for_reading(lr.to(device), hr.to(device), source))
             labels += batch_labels
     finally:
@@ -114,6 +117,51 @@ def accuracy_table(
         }
         table[name] = with_average(row, splits)
     return table
+
+
+@torch.no_grad()
+def sr_quality_and_accuracy(
+    model: nn.Module,
+    splits: Mapping[str, Dataset],
+    recognizers: Mapping[str, nn.Module],
+    device: torch.device | str = "cpu",
+    batch_size: int = 128,
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """What `evaluate_sr` reports (PSNR, SSIM) and each recognizer's `accuracy_table` row for
+    one SR model, from a single SR pass over every split (the costly part on a CPU)."""
+    was_training = model.training
+    model.to(device).eval()
+    report: dict[str, dict[str, float]] = {}
+    words: dict[str, dict[str, list[str]]] = {name: {} for name in recognizers}
+    labels: dict[str, list[str]] = {}
+    try:
+        for split, dataset in splits.items():
+            psnr_values, ssim_values, labels[split] = [], [], []
+            for name in recognizers:
+                words[name][split] = []
+            for lr, hr, batch_labels in DataLoader(dataset, batch_size=batch_size):
+                sr_images, hr = model(lr.to(device)), hr.to(device)
+                psnr_values.append(psnr(sr_images.float(), hr).cpu())
+                ssim_values.append(ssim(sr_images.float(), hr).cpu())
+                for name, recognizer in recognizers.items():
+                    words[name][split] += recognizer.to(device).read(sr_images)
+                labels[split] += batch_labels
+            if not psnr_values:
+                raise ValueError("cannot evaluate an empty split")
+            report[split] = {
+                "psnr": torch.cat(psnr_values).mean().item(),
+                "ssim": torch.cat(ssim_values).double().mean().item(),
+                "images": len(dataset),
+            }
+    finally:
+        model.train(was_training)
+    if len(report) > 1:
+        report["average"] = weighted_average(report)
+    accuracy = {
+        name: with_average({s: accuracy_of(read[s], labels[s]) for s in splits}, splits)
+        for name, read in words.items()
+    }
+    return report, accuracy
 
 
 def with_average(row: Mapping[str, float], splits: Mapping[str, Dataset]) -> dict[str, float]:

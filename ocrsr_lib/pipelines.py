@@ -12,11 +12,12 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from ocrsr_lib.config import Session
 from ocrsr_lib.data import first_items, scoring_splits, split_labels
 from ocrsr_lib.evaluation import IMAGE_SOURCES, accuracy_of, read_split, with_average
-from ocrsr_lib.metrics import evaluate_sr
+from ocrsr_lib.metrics import psnr
 from ocrsr_lib.models.cdistnet import CDistNet
 from ocrsr_lib.quant.apply import QuantizedModel, quantize_model, weight_error
 from ocrsr_lib.quant.layers import EDGE_POLICIES, LAYER_GROUPS, PAPER_GROUPS, quantization_plan
@@ -220,6 +221,27 @@ def evaluation_file(
     return session.cache.file(*evaluation_artifact(session, setting, pipeline, beam, words))
 
 
+@torch.no_grad()
+def score_split(
+    sr_model: nn.Module,
+    reader: nn.Module,
+    split: Dataset,
+    device: torch.device,
+    batch_size: int = 128,
+) -> tuple[torch.Tensor, list[str], list[str]]:
+    """Per-image PSNR (dB, as `metrics.psnr`) of a split's SR images, the words `reader` reads
+    in them and the labels: one SR pass serves both."""
+    psnr_values, words, labels = [], [], []
+    for lr, hr, batch_labels in DataLoader(split, batch_size=batch_size):
+        sr_images = sr_model(lr.to(device))
+        psnr_values.append(psnr(sr_images.float(), hr.to(device)).cpu())
+        words += reader.read(sr_images)
+        labels += batch_labels
+    if not psnr_values:
+        raise ValueError("cannot evaluate an empty split")
+    return torch.cat(psnr_values), words, labels
+
+
 def evaluate_setting(
     session: Session,
     setting: QuantSetting,
@@ -239,17 +261,18 @@ def evaluate_setting(
         test = {name: first_items(split, words) for name, split in scoring_splits(session).items()}
         device = session.device
         sr_model, ocr_model = sr.model.to(device).eval(), ocr.model.to(device).eval()
-        with torch.no_grad():
-            psnr = evaluate_sr(sr_model, test, device)["average"]["psnr"]
-            reader = BeamReader(ocr_model, beam)
-            accuracy = {
-                name: accuracy_of(*read_split(reader, split, sr_model, device))
-                for name, split in test.items()
-            }
+        reader = BeamReader(ocr_model, beam)
+        scored = {
+            name: score_split(sr_model, reader, split, device) for name, split in test.items()
+        }
+        psnr_values = torch.cat([values for values, _, _ in scored.values()])
         size: ModelSize = sr.size() + ocr.size()
         return {
-            "psnr": psnr,
-            "accuracy": with_average(accuracy, test),
+            "psnr": psnr_values.mean().item(),
+            "accuracy": with_average(
+                {name: accuracy_of(words, labels) for name, (_, words, labels) in scored.items()},
+                test,
+            ),
             "megabits": size.megabits,
             "megabytes": size.megabytes,
             "weight_error": {

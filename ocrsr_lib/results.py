@@ -23,12 +23,14 @@ from ocrsr_lib.pipelines import (
     EDSR_PIPELINE,
     TABLE_1_PIPELINES,
     TBSRN_PIPELINE,
+    Pipeline,
     QuantSetting,
     cdistnet_readings,
     evaluate_setting,
     float_size,
     table_1,
 )
+from ocrsr_lib.progress import progress_bar
 from ocrsr_lib.runs import trained
 from ocrsr_lib.tables import markdown_table, percent
 from ocrsr_lib.viz import image_grid, marked_word
@@ -36,6 +38,9 @@ from ocrsr_lib.viz import image_grid, marked_word
 SWEEP_TARGETS = ("sr", "ocr", "sr+ocr")
 SWEEP_METHODS = ("aciq-mix", "minmax")
 SWEEP_BITS = tuple(range(8, 1, -1))
+# the words of each test split the chapters' sweeps read, so that a chapter runs in minutes on a
+# CPU; `ocrsr sweep` reads every scored word
+CHAPTER_SWEEP_WORDS = 50
 BICUBIC_ROW = "bicubic + CDistNet (fine-tuned)"
 
 
@@ -152,14 +157,17 @@ def quantization_sweep(
     targets: Iterable[str] = SWEEP_TARGETS,
     methods: Iterable[str] = SWEEP_METHODS,
     bit_widths: Iterable[int] = SWEEP_BITS,
+    words: int | None = None,
+    pipeline: Pipeline = EDSR_PIPELINE,
 ) -> dict[tuple[str, str, int], dict]:
-    """Chapter 5's sweep of the EDSR pipeline (greedy reading, every scored word): the
-    evaluation of each (target, method, bits), cached per setting."""
+    """Chapter 5's sweep of a pipeline, EDSR's by default (greedy reading; every scored word, or
+    the first `words` of each split): the evaluation of each (target, method, bits), cached."""
+    settings = [(t, m, b) for t in targets for m in methods for b in bit_widths]
     return {
-        (target, method, bits): evaluate_setting(session, QuantSetting(target, bits, method))
-        for target in targets
-        for method in methods
-        for bits in bit_widths
+        (target, method, bits): evaluate_setting(
+            session, QuantSetting(target, bits, method), pipeline, words=words
+        )
+        for target, method, bits in progress_bar(settings, desc="quantization sweep")
     }
 
 

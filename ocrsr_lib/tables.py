@@ -45,3 +45,21 @@ def format_evaluation(report: Mapping[str, Mapping[str, float]]) -> str:
     for split, row in report.items():
         lines.append(f"{split:12s}{row['psnr']:9.2f}{row['ssim']:9.4f}{int(row['images']):9d}")
     return "\n".join(lines)
+
+
+def sweep_table(sweep: Mapping[tuple[str, str, int], Mapping]) -> str:
+    """A quantization sweep as plain text: a row per (target, method, bits) with PSNR (dB),
+    accuracy per difficulty and average (%), size (Mbit) and the largest relative weight error."""
+    lines = [
+        f"{'target':7s} {'method':9s} {'bits':>4s} {'PSNR':>7s} {'easy':>6s} {'medium':>7s} "
+        f"{'hard':>6s} {'avg':>6s} {'Mbit':>7s} {'weight err':>11s}"
+    ]
+    for (target, method, bits), result in sweep.items():
+        accuracy = result["accuracy"]
+        error = max(result["weight_error"].values())
+        lines.append(
+            f"{target:7s} {method:9s} {bits:4d} {result['psnr']:7.2f} "
+            + " ".join(f"{100 * accuracy[s]:6.1f}" for s in ("easy", "medium", "hard"))
+            + f" {100 * accuracy['average']:6.1f} {result['megabits']:7.2f} {error:11.2e}"
+        )
+    return "\n".join(lines)

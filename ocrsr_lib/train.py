@@ -203,6 +203,7 @@ class TrainResult:
     terms: dict[str, list[float]] = field(default_factory=dict)
     validations: list[dict] = field(default_factory=list)
     seconds: float = 0.0  # wall-clock time of the training steps, summed over resumed calls
+    device: str = ""  # where the last training step ran ("" in checkpoints older than this)
 
     def images_per_second(self, batch_size: int) -> float:
         """Training throughput over the steps done so far (global batch)."""
@@ -304,6 +305,7 @@ def save_training_state(
             "terms": result.terms,
             "validations": result.validations,
             "seconds": result.seconds,
+            "device": result.device,
             "config": asdict(config),
             "rng": rng_state(),
             "data_order": {
@@ -363,6 +365,7 @@ def resume_training_state(
         terms={name: list(values) for name, values in checkpoint.get("terms", {}).items()},
         validations=list(checkpoint["validations"]),
         seconds=float(checkpoint.get("seconds", 0.0)),
+        device=str(checkpoint.get("device", "")),
     )
 
 
@@ -586,6 +589,7 @@ def train_model(
             result.seconds += time.perf_counter() - started
             check_finite(loss, step, result, checkpoint_path)
             record_step(result, loss, terms)
+            result.device = str(device)
             progress.update(1)
             progress.set_postfix(progress_postfix(loss, terms), refresh=False)
             if main_process and is_due(step + 1, config.validate_every):

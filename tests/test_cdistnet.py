@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from ocrsr_lib.checkpoints import CheckpointError
-from ocrsr_lib.models import OFFICIAL_REFERENCES, load_official, parameter_count
+from ocrsr_lib.models import OFFICIAL_REFERENCES, create_model, load_official, parameter_count
 from ocrsr_lib.models.cdistnet import (
     CDISTNET_CONFIGS,
     END,
+    START,
     VOCABULARY,
     CDistNet,
     beam_search,
@@ -151,3 +152,59 @@ def test_stored_computed_buffers_are_checked_and_missing_keys_refused(official_s
     missing = {k: v for k, v in complete.items() if k != "mdcdp.dynamic_shared_fusion.w_att.bias"}
     with pytest.raises(CheckpointError, match="w_att.bias"):
         cdistnet_from_state_dict(missing, "file", heads=4)
+
+
+def test_decoding_step_by_step_with_the_cache_equals_the_full_decoder():
+    """Every attention over the decoded sequence is causal, so caching the earlier positions'
+    keys and values changes nothing: each step's logits equal the full decoder's last ones,
+    with a PAD input (which a beam may pick) masked as the full decoder masks it."""
+    from ocrsr_lib.models.cdistnet import PAD, DecodeCache
+
+    torch.manual_seed(0)
+    model = create_model("cdistnet", "demo").eval()
+    images = to_cdistnet_input(torch.rand(3, 3, 32, 128))
+    ids = torch.tensor([[START, 14, 21, 15], [START, PAD, 6, 7], [START, 30, 31, 32]])
+    with torch.no_grad():
+        visual = model.mdcdp.visual_memory(model.visual_branch(images))
+        cache = DecodeCache.empty(len(model.mdcdp.layers_pos))
+        for length in range(1, ids.shape[1] + 1):
+            step = model.decode_step(visual, ids[:, length - 1], cache)
+            full = model.decode(visual, ids[:, :length])[:, -1]
+            assert cache.length == length
+            torch.testing.assert_close(step, full, rtol=1e-5, atol=1e-5)
+        assert cache.padding.tolist() == ids.eq(PAD).tolist()
+        kept = cache.select(torch.tensor([2, 1]))  # rows follow the beams kept, in order
+        assert kept.positions[0][0].shape == (4, 2, 128)
+        assert torch.equal(kept.semantic[1][1][:, 0], cache.semantic[1][1][:, 2])
+        assert kept.padding.tolist() == ids[[2, 1]].eq(PAD).tolist()
+
+
+def test_beams_of_an_image_share_its_visual_keys_and_values_over_several_steps():
+    """Two images x three beams with different inputs per beam: decoding with the visual keys
+    shared per image equals decoding with a copy per beam and the full decoder, step by step."""
+    from ocrsr_lib.models.cdistnet import DecodeCache
+
+    torch.manual_seed(1)
+    model = create_model("cdistnet", "demo").eval()
+    images = to_cdistnet_input(torch.rand(2, 3, 32, 128))
+    ids = torch.tensor(  # rows: image 0 beams 0-2, image 1 beams 0-2
+        [
+            [START, 14, 21],
+            [START, 5, 6],
+            [START, 30, 9],
+            [START, 7, 7],
+            [START, 8, 12],
+            [START, 4, 33],
+        ]
+    )
+    with torch.no_grad():
+        visual = model.mdcdp.visual_memory(model.visual_branch(images))
+        repeated = [(k.repeat_interleave(3, 1), v.repeat_interleave(3, 1)) for k, v in visual]
+        shared_cache, apart_cache = DecodeCache.empty(3), DecodeCache.empty(3)
+        for length in range(1, ids.shape[1] + 1):
+            shared = model.decode_step(visual, ids[:, length - 1], shared_cache, beams=3)
+            apart = model.decode_step(repeated, ids[:, length - 1], apart_cache)
+            full = model.decode(repeated, ids[:, :length])[:, -1]
+            torch.testing.assert_close(shared, apart, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(shared, full, rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(shared[0], shared[1])  # the beams did differ

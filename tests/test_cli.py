@@ -134,11 +134,15 @@ OFFICIAL = OFFICIAL_REFERENCES
 def test_an_official_edsr_replaces_the_natural_image_pretraining(tiny_recipes, monkeypatch, capsys):
     """train-sr stn-edsr starts from the official EDSR file instead of training edsr-natural."""
     from ocrsr_lib.models import EDSR_CONFIGS, EDSRConfig
+    from ocrsr_lib.models.rectified import STN_EDSR_CONFIGS, STNEDSRConfig
+    from ocrsr_lib.models.stn import STN_CONFIGS
     from ocrsr_lib.runs import sr
     from ocrsr_lib.train import TrainConfig
 
     official_size = EDSRConfig(residual_blocks=2, features=16, residual_scale=1.0, rgb_range=255)
     monkeypatch.setitem(EDSR_CONFIGS, "official-small", official_size)
+    stn_edsr_size = STNEDSRConfig(official_size, STN_CONFIGS["demo"])
+    monkeypatch.setitem(STN_EDSR_CONFIGS, "official-small", stn_edsr_size)
     tiny = TrainConfig(steps=2, batch_size=4, learning_rate=1e-3)
     size = "official-small"
     stn_edsr = sr.SRRecipe("stn-edsr", size, "mse", tiny, start_from="edsr-natural")
@@ -172,3 +176,20 @@ def test_a_mismatched_official_file_names_the_keys(tiny_recipes, capsys):
     edsr_file = OFFICIAL / "edsr_x2_small.pt"
     assert main([*arguments, "--official", f"edsr-natural={edsr_file}"]) == 2
     assert "head.0.weight" in capsys.readouterr().err
+
+
+def test_sweep_prints_every_setting(tiny_cdistnet, monkeypatch, capsys):
+    tiny_pipeline(monkeypatch)
+    root = str(tiny_cdistnet.textzoom)
+    arguments = ["sweep", "--textzoom", root, "--device", "cpu", "--bits", "6", "3"]
+    assert main([*arguments, "--words", "2"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    rows = printed[next(i for i, row in enumerate(printed) if row.startswith("target")) :]
+    assert rows[0].split()[:4] == ["target", "method", "bits", "PSNR"]
+    settings = [tuple(row.split()[:3]) for row in rows[1:]]
+    assert settings == [
+        (target, method, bits)
+        for target in ("sr", "ocr", "sr+ocr")
+        for method in ("aciq-mix", "minmax")
+        for bits in ("6", "3")
+    ]

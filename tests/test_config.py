@@ -61,7 +61,7 @@ def test_paper_profile_takes_textzoom_from_environment(tmp_path, monkeypatch):
     assert config.setup("demo", device="cpu", verbose=False).textzoom is None
 
 
-def test_smoke_profile_runs_the_demo_recipes_on_the_demo_data_at_a_twentieth():
+def test_smoke_profile_runs_the_demo_recipes_on_the_demo_data_at_a_hundredth():
     smoke, demo = config.get_profile("smoke"), config.get_profile("demo")
     assert smoke.synthetic == demo.synthetic
     assert (smoke.recipe_table, demo.recipe_table, config.get_profile("paper").recipe_table) == (
@@ -69,4 +69,4 @@ def test_smoke_profile_runs_the_demo_recipes_on_the_demo_data_at_a_twentieth():
         "demo",
         "paper",
     )
-    assert smoke.budget == 0.05 and demo.budget == 1.0
+    assert smoke.budget == 0.01 and demo.budget == 1.0

@@ -12,6 +12,7 @@ from ocrsr_lib import evaluation
 from ocrsr_lib.data import normalize_label
 from ocrsr_lib.evaluation import accuracy_table, images_for_reading, word_accuracy
 from ocrsr_lib.losses import SYMBOLS
+from ocrsr_lib.metrics import evaluate_sr
 from ocrsr_lib.models.guide import (
     RECOGNIZER_CONFIGS,
     TextRecognizer,
@@ -50,6 +51,13 @@ class FixedReader(nn.Module):
         return self.answers[: len(images)]
 
 
+class BrightnessReader(nn.Module):
+    """Reads "cat" where the image is brighter than mid-grey, else "dog": depends on pixels."""
+
+    def read(self, images: torch.Tensor) -> list[str]:
+        return ["cat" if image.mean() > 0.5 else "dog" for image in images]
+
+
 def test_guide_labels_and_accuracy_ignore_case_and_punctuation():
     assert normalize_label("Dog!") == "dog" and normalize_label("b-2") == "b2"
     data = tiny_words(4)  # Cat, dog!, a1, ZOOM
@@ -59,6 +67,28 @@ def test_guide_labels_and_accuracy_ignore_case_and_punctuation():
     assert table["HR"] == {"easy": 0.75, "hard": 1.0, "average": pytest.approx(5 / 6)}
     with pytest.raises(ValueError, match="unknown image source 'sr'"):
         word_accuracy(reader, data, "sr")
+
+
+def test_one_sr_pass_reports_what_evaluate_sr_and_accuracy_table_report():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear"), nn.Conv2d(3, 3, 1))
+    model.train()
+    splits = {"easy": tiny_words(6), "hard": tiny_words(3)}
+    readers = {
+        "fixed": FixedReader(["cat", "dog", "a1", "zoom", "y", "b2"]),
+        "bright": BrightnessReader(),
+    }
+    report, accuracy = evaluation.sr_quality_and_accuracy(model, splits, readers)
+    expected = evaluate_sr(model, splits, batch_size=2)
+    assert report.keys() == expected.keys() == {"easy", "hard", "average"}
+    for split, row in expected.items():
+        assert report[split] == pytest.approx(row, rel=1e-6)
+    for name, reader in readers.items():
+        assert accuracy[name] == accuracy_table(reader, splits, {"SR": model})["SR"]
+    assert accuracy["fixed"]["easy"] == pytest.approx(5 / 6)  # "y" is not "x"
+    assert model.training  # its mode is restored
+    with pytest.raises(ValueError, match="empty split"):
+        evaluation.sr_quality_and_accuracy(model, {"easy": []}, readers)
 
 
 def test_images_for_reading_upscale_lr_and_run_models():

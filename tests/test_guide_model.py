@@ -213,21 +213,24 @@ class ScriptedRecognizer(TextRecognizer):
         tiny = RecognizerConfig((1, 1), (1, 1, 1, 1), (1, 1, 1, 1), 8, 2, 8, max_positions=64)
         super().__init__(tiny)
         self.words = [GUIDE_CHARSET.encode(word) + [GUIDE_CHARSET.end_id] for word in words]
+        self.batches: list[int] = []  # rows decoded at each step
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        return images
+        return torch.arange(len(images), dtype=torch.float32)[:, None]  # each row's image
 
     def decoding_memory(self, features):
-        return None
+        return features, features
 
     def decode(self, features, decoder_input, memory=None):
         batch, steps = decoder_input.shape
+        self.batches.append(batch)
         logits = torch.zeros(batch, steps, len(ALPHABET))
-        for b, ids in enumerate(self.words):
-            fed_back = decoder_input[b, 1:].tolist()  # its own earlier output
+        for row, image in enumerate(features[:, 0].long().tolist()):
+            ids = self.words[image]
+            fed_back = decoder_input[row, 1:].tolist()  # its own earlier output
             assert fed_back[: len(ids)] == ids[: len(fed_back)]
             for t in range(steps):
-                logits[b, t, ids[min(t, len(ids) - 1)]] = 1.0
+                logits[row, t, ids[min(t, len(ids) - 1)]] = 1.0
         return logits, torch.zeros(batch, 1, steps, 1)
 
 
@@ -237,6 +240,8 @@ def test_greedy_read_of_a_hand_made_recognizer():
     read = model.read(torch.zeros(4, 3, 32, 128), max_length=32)
     assert read == ["abc", "", "hello42", "x" * 32]
     assert model.training  # mode restored
+    # a word leaves the batch once it has ended: "" after 1 step, "abc" after 4, "hello42" after 8
+    assert model.batches == [4] + [3] * 3 + [2] * 4 + [1] * 24
 
 
 def test_greedy_read_is_batched_and_agrees_with_teacher_forcing():

@@ -8,6 +8,8 @@ import torch
 
 from ocrsr_lib import pipelines
 from ocrsr_lib.data import normalize_label, scoring_splits, session_splits, split_labels
+from ocrsr_lib.evaluation import accuracy_of, read_split
+from ocrsr_lib.metrics import evaluate_sr
 from ocrsr_lib.pipelines import (
     Pipeline,
     QuantSetting,
@@ -16,7 +18,7 @@ from ocrsr_lib.pipelines import (
     float_size,
     quantized_pipeline,
 )
-from ocrsr_lib.runs import CDISTNET_RECIPES, SR_RECIPES
+from ocrsr_lib.runs import CDISTNET_RECIPES, SR_RECIPES, trained
 
 TINY = Pipeline(sr="stn-edsr", ocr="finetune-stn-edsr")
 
@@ -47,6 +49,25 @@ def test_evaluation_reports_table_2_columns_and_is_cached(tiny_cdistnet):
     path = evaluation_file(session, QuantSetting("sr+ocr", 2, "minmax"), TINY, 1, 2)
     assert path.is_file()
     assert evaluate_setting(session, QuantSetting("sr+ocr", 2, "minmax"), TINY, words=2) == low
+
+
+def test_an_evaluation_scores_psnr_and_readings_as_the_separate_measurements_do(tiny_cdistnet):
+    """One SR pass serves PSNR and reading; the numbers are those of evaluate_sr and read_split."""
+    session = tiny_cdistnet
+    sr_model, ocr_model = trained(session, TINY.sr).model, trained(session, TINY.ocr).model
+    test = scoring_splits(session)
+    reader = pipelines.BeamReader(ocr_model, 1)
+    scored = evaluate_setting(session, QuantSetting("none"), TINY)
+    report = evaluate_sr(sr_model, test)
+    assert scored["psnr"] == pytest.approx(report["average"]["psnr"], abs=1e-4)
+    for name, split in test.items():
+        psnr_values, words, labels = pipelines.score_split(sr_model, reader, split, "cpu")
+        assert psnr_values.shape == (len(split),)
+        assert psnr_values.mean().item() == pytest.approx(report[name]["psnr"], abs=1e-4)
+        assert (words, labels) == read_split(reader, split, sr_model)
+        assert scored["accuracy"][name] == accuracy_of(words, labels)
+    with pytest.raises(ValueError, match="cannot evaluate an empty split"):
+        pipelines.score_split(sr_model, reader, [], "cpu")
 
 
 def test_an_unknown_target_is_refused():

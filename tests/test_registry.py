@@ -26,11 +26,12 @@ from ocrsr_lib.models import (
     register_converter,
     register_model,
 )
+from ocrsr_lib.models.stn import STN_CONFIGS
 
 # how each model was built before the registry: by calling its class directly
 DIRECT_BUILDS = {
     "edsr": EDSR,
-    "stn-edsr": lambda config: RectifiedSR(EDSR(config)),
+    "stn-edsr": lambda config: RectifiedSR(EDSR(config.edsr), stn=config.stn),
     "tbsrn": TBSRN,
     "guide": TextRecognizer,
     "cdistnet": CDistNet,
@@ -59,7 +60,11 @@ def test_create_model_builds_the_same_weights_as_the_class(name):
 
 
 def test_sizes_are_the_model_files_configurations():
-    assert dict(model_sizes("edsr")) == EDSR_CONFIGS == dict(model_sizes("stn-edsr"))
+    assert dict(model_sizes("edsr")) == EDSR_CONFIGS
+    stn_edsr = {size: (config.edsr, config.stn) for size, config in model_sizes("stn-edsr").items()}
+    assert stn_edsr.keys() == EDSR_CONFIGS.keys()  # every EDSR size, baseline included
+    assert all(stn_edsr[size] == (EDSR_CONFIGS[size], STN_CONFIGS[size]) for size in STN_CONFIGS)
+    assert stn_edsr["baseline"] == (EDSR_CONFIGS["baseline"], STN_CONFIGS["paper"])
     assert dict(model_sizes("tbsrn")) == TBSRN_CONFIGS
     assert dict(model_sizes("guide")) == RECOGNIZER_CONFIGS
     assert dict(model_sizes("cdistnet")) == CDISTNET_CONFIGS

@@ -9,9 +9,10 @@ import torch
 
 from ocrsr_lib import runs
 from ocrsr_lib.config import setup
-from ocrsr_lib.models import EDSR, RectifiedSR, create_model
+from ocrsr_lib.models import RectifiedSR, create_model
 from ocrsr_lib.runs import cdistnet, guide, sr
 from ocrsr_lib.runs.data import hold_out
+from ocrsr_lib.runs.shipped import round_to_storage
 from ocrsr_lib.train import TrainConfig
 
 
@@ -67,7 +68,10 @@ def test_trained_recipes_are_cached_and_start_from_their_pretraining(tiny_sessio
     pairs = zip(first.model.state_dict().values(), again.model.state_dict().values(), strict=True)
     for a, b in pairs:
         assert torch.equal(a, b)
-    reloaded = runs.load_trained_weights(RectifiedSR(EDSR()), first.checkpoint)
+    reloaded = runs.load_trained_weights(create_model("stn-edsr", "demo"), first.checkpoint)
+    assert not torch.equal(reloaded.sr.tail[-1].weight, first.model.sr.tail[-1].weight)
+    # the checkpoint holds float32 training state; the run, the demo's float16 storage of it
+    round_to_storage(reloaded, tiny_session.profile.weight_storage)
     assert torch.equal(reloaded.sr.tail[-1].weight, first.model.sr.tail[-1].weight)
 
 
@@ -78,6 +82,23 @@ def test_a_recipe_trains_to_the_same_weights_whatever_ran_before(tiny_session):
     second = runs.trained(tiny_session, "edsr").model.state_dict()
     for name, weight in first.items():
         assert torch.equal(weight, second[name]), name
+
+
+def test_dependencies_are_the_runs_whose_keys_a_run_uses(tmp_path, monkeypatch):
+    monkeypatch.setenv("OCRSR_CACHE", str(tmp_path))
+    session = setup("demo", device="cpu", verbose=False)
+    assert runs.dependencies(session, "stn-edsr-mse") == ["stn-edsr"]  # mse: no guide
+    assert runs.dependencies(session, "stn-edsr-text-focus") == ["guide", "stn-edsr"]
+    assert runs.dependencies(session, "finetune-bicubic") == ["pretrain"]
+    assert runs.needed_runs(session, ["finetune-stn-edsr-text-focus"]) == [
+        "pretrain",
+        "guide",
+        "edsr-natural",
+        "stn-edsr",
+        "stn-edsr-text-focus",
+        "finetune-stn-edsr-text-focus",
+    ]
+    assert not (tmp_path / "demo").exists()  # keys only: no data generated
 
 
 def test_a_changed_recipe_gets_a_new_checkpoint(tiny_session, monkeypatch):
@@ -145,12 +166,14 @@ def test_the_smoke_profile_trains_the_demo_recipes_briefly_in_its_own_cache(tmp_
     smoke = setup("smoke", verbose=False)
     demo = sr.SR_RECIPES["demo"]["stn-edsr"]
     shortened = runs.recipe_for(smoke, "stn-edsr")
-    assert shortened.train.steps == round(demo.train.steps * 0.05)
+    assert shortened.train.steps == round(demo.train.steps * smoke.profile.budget)
     assert replace(shortened, train=demo.train) == demo
     guide_steps = guide.RECOGNIZER_RECIPES["demo"]["guide"].train.steps
-    assert runs.recipe_for(smoke, "guide").train.steps == round(guide_steps / 20)
+    assert runs.recipe_for(smoke, "guide").train.steps == round(guide_steps * smoke.profile.budget)
     pretrain_steps = cdistnet.CDISTNET_RECIPES["demo"]["pretrain"].train.steps
-    assert runs.recipe_for(smoke, "pretrain").train.steps == round(pretrain_steps / 20)
+    assert runs.recipe_for(smoke, "pretrain").train.steps == round(
+        pretrain_steps * smoke.profile.budget
+    )
     assert smoke.cache.root == tmp_path / "smoke"
     assert runs.checkpoint_path(smoke, "stn-edsr").parent == tmp_path / "smoke" / "checkpoints"
 

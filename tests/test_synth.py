@@ -114,3 +114,24 @@ def test_synthetic_root_has_textzoom_layout_and_is_reused(tmp_path):
     stamp = (root / "train1" / "data.mdb").stat().st_mtime_ns
     assert ensure_synthetic_textzoom(tmp_path, 10, (3, 2, 1), workers=1) == root
     assert (root / "train1" / "data.mdb").stat().st_mtime_ns == stamp
+
+
+def test_worker_processes_write_the_same_records_and_one_pool_serves_every_split(
+    tmp_path, monkeypatch
+):
+    import lmdb
+
+    from ocrsr_lib.data import synth
+
+    pools = []
+    make_pool = synth.worker_pool
+    monkeypatch.setattr(synth, "worker_pool", lambda n: pools.append(n) or make_pool(n))
+    parallel = ensure_synthetic_textzoom(tmp_path / "two", 10, (3, 2, 1), workers=2)
+    serial = ensure_synthetic_textzoom(tmp_path / "one", 10, (3, 2, 1), workers=1)
+    assert pools == [2, 1]
+    for folder in ("train1", "train2", "test/easy", "test/medium", "test/hard"):
+        records = []
+        for root in (parallel, serial):
+            with lmdb.open(str(root / folder), readonly=True, lock=False) as environment:
+                records.append(dict(environment.begin().cursor()))
+        assert records[0] == records[1], folder

@@ -17,6 +17,7 @@ from ocrsr_lib.data import (
     TextZoomFormatError,
     TextZoomRecordError,
     TextZoomSample,
+    decoded_in_memory,
     load_textzoom,
     split_labels,
     write_textzoom_lmdb,
@@ -44,6 +45,16 @@ def test_reads_textzoom_records_like_textzoom(textzoom_like):
         assert torch.equal(lr, expected_tensor(decoded_lr, (64, 16)))
         assert torch.equal(hr, expected_tensor(decoded_hr, (128, 32)))
         assert stored_label == label
+
+
+def test_a_split_decoded_in_memory_batches_exactly_as_read_from_its_lmdb(textzoom_like):
+    path, _ = textzoom_like
+    dataset = TextZoomDataset(path)
+    kept = decoded_in_memory(dataset)
+    assert len(kept) == len(dataset)
+    batches = zip(DataLoader(kept, batch_size=3), DataLoader(dataset, batch_size=3), strict=True)
+    for (lr, hr, labels), (lr_read, hr_read, labels_read) in batches:
+        assert torch.equal(lr, lr_read) and torch.equal(hr, hr_read) and labels == labels_read
 
 
 def test_first_item_is_key_one_and_raw_label_is_kept(textzoom_like):

@@ -51,6 +51,7 @@ __all__ = [
     "skipped_lines",
     "scoring_splits",
     "first_items",
+    "decoded_in_memory",
     "split_labels",
     "write_textzoom_lmdb",
 ]
@@ -69,14 +70,15 @@ def session_textzoom_root(session: Session) -> Path:
 
 def textzoom_identity(session: Session) -> str:
     """What identifies the session's text data, without reading or generating it: the real
-    TextZoom's folder, or the synthetic one's (whose name hashes its generator settings)."""
+    TextZoom's folder, or the synthetic one's name (a hash of its generator settings, the same
+    in every cache folder and on every machine, so that shipped weights match)."""
     if session.textzoom is not None:
         return str(Path(session.textzoom).resolve())
     synthetic = session.profile.synthetic
     root = synthetic_textzoom_root(
         session.cache.root, synthetic.train_pairs, synthetic.test_pairs, synthetic.seed
     )
-    return str(root)
+    return root.name
 
 
 def session_splits(session: Session, **options) -> dict[str, Dataset]:
@@ -109,6 +111,12 @@ def skipped_lines(session: Session) -> list[str]:
 def first_items(dataset: Dataset, count: int | None) -> Dataset:
     """The first `count` items of a dataset (all of it when None)."""
     return dataset if count is None else Subset(dataset, range(min(count, len(dataset))))
+
+
+def decoded_in_memory(dataset: Dataset) -> list:
+    """Every item of `dataset`, decoded once and kept in memory: for test splits that a chapter
+    reads again and again (decoding a TextZoom record costs about a millisecond)."""
+    return [dataset[index] for index in range(len(dataset))]
 
 
 def scoring_splits(session: Session) -> dict[str, Dataset]:

@@ -16,8 +16,10 @@ import json
 import multiprocessing
 import re
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache, partial
+from multiprocessing.pool import Pool
 from pathlib import Path
 
 import matplotlib
@@ -370,24 +372,46 @@ def _lmdb_sample(seed: int, split: str, index: int) -> TextZoomSample:
     return TextZoomSample(lr=pair.lr_bytes, hr=pair.hr_bytes, label=pair.label)
 
 
-def iterate_split(seed: int, split: str, count: int, workers: int = 1) -> Iterator[TextZoomSample]:
-    """The samples of a split in order, rendered by `workers` processes."""
-    make = partial(_lmdb_sample, seed, split)
+def worker_pool(workers: int) -> AbstractContextManager:
+    """Processes that render pairs; each imports the library once (seconds), so one pool serves
+    every split generated together."""
     if workers <= 1:
+        return nullcontext(None)
+    return multiprocessing.get_context("spawn").Pool(workers)
+
+
+def iterate_split(
+    seed: int, split: str, count: int, pool: Pool | None = None
+) -> Iterator[TextZoomSample]:
+    """The samples of a split in order, rendered by `pool` (a `worker_pool`) or in-process."""
+    make = partial(_lmdb_sample, seed, split)
+    if pool is None:
         yield from map(make, range(1, count + 1))
         return
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        yield from pool.imap(make, range(1, count + 1), chunksize=32)
+    yield from pool.imap(make, range(1, count + 1), chunksize=32)
 
 
 def generate_split(
-    path: str | Path, split: str, count: int, seed: int = 0, workers: int | None = None
+    path: str | Path,
+    split: str,
+    count: int,
+    seed: int = 0,
+    workers: int | None = None,
+    pool: Pool | None = None,
 ) -> int:
-    """Render `count` pairs of `split` and write them as a TextZoom LMDB split at `path`."""
-    workers = workers if workers is not None else min(4, multiprocessing.cpu_count())
-    samples = iterate_split(seed, split, count, workers)
+    """Render `count` pairs of `split` and write them as a TextZoom LMDB split at `path`, with
+    `pool` when given, else with `workers` processes (default: up to 4)."""
+    if pool is None and default_workers(workers) > 1:
+        with worker_pool(default_workers(workers)) as own_pool:
+            return generate_split(path, split, count, seed, pool=own_pool)
+    samples = iterate_split(seed, split, count, pool)
     progress = progress_bar(samples, total=count, desc=f"synthetic {split}", leave=False)
     return write_textzoom_lmdb(path, progress)
+
+
+def default_workers(workers: int | None) -> int:
+    """Rendering processes: as asked, else one per core up to 4."""
+    return workers if workers is not None else min(4, multiprocessing.cpu_count())
 
 
 def split_sizes(train_pairs: int, test_pairs: tuple[int, int, int]) -> dict[str, int]:
@@ -431,10 +455,15 @@ def ensure_synthetic_textzoom(
 ) -> Path:
     """A synthetic TextZoom root in the cache, generated on first use (split by split)."""
     root = synthetic_textzoom_root(cache, train_pairs, test_pairs, seed)
-    for split, count in split_sizes(train_pairs, test_pairs).items():
-        folder = split_folder(root, split)
-        if not (folder / "data.mdb").is_file():
-            generate_split(folder, split, count, seed, workers)
+    missing = {
+        split: count
+        for split, count in split_sizes(train_pairs, test_pairs).items()
+        if not (split_folder(root, split) / "data.mdb").is_file()
+    }
+    if missing:
+        with worker_pool(default_workers(workers)) as pool:
+            for split, count in missing.items():
+                generate_split(split_folder(root, split), split, count, seed, workers=1, pool=pool)
     settings_file = root / "generator.json"
     if not settings_file.is_file():
         settings = generator_settings(train_pairs, test_pairs, seed)

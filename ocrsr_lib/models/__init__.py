@@ -27,8 +27,9 @@ from ocrsr_lib.models.registry import (
     parameter_count,
     register_converter,
     register_model,
+    unused_tensor_names,
 )
-from ocrsr_lib.models.stn import SpatialTransformer
+from ocrsr_lib.models.stn import STN_CONFIGS, SpatialTransformer, STNConfig
 from ocrsr_lib.models.tbsrn import TBSRN, TBSRN_CONFIGS, TBSRNConfig
 
 __all__ = [
@@ -45,6 +46,8 @@ __all__ = [
     "EDSRConfig",
     "RecognizerConfig",
     "RectifiedSR",
+    "STN_CONFIGS",
+    "STNConfig",
     "SpatialTransformer",
     "TBSRNConfig",
     "TextRecognizer",
@@ -59,4 +62,5 @@ __all__ = [
     "register_model",
     "set_stn_at_eval",
     "to_recognizer_input",
+    "unused_tensor_names",
 ]

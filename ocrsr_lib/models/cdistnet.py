@@ -106,13 +106,15 @@ class PositionalEncoding(nn.Module):
         code = sinusoidal_table(max_positions, width).unsqueeze(1)  # (positions, 1, width)
         self.register_buffer("pe", code, persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[0] > self.pe.shape[0]:
+    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """`offset`: the position of x's first element (decoding one step at a time)."""
+        end = offset + x.shape[0]
+        if end > self.pe.shape[0]:
             raise ValueError(
-                f"sequence of {x.shape[0]} is longer than the position table ({self.pe.shape[0]}, "
+                f"sequence of {end} is longer than the position table ({self.pe.shape[0]}, "
                 "CDistNetConfig.max_positions)"
             )
-        return self.dropout(x + self.pe[: x.shape[0]])
+        return self.dropout(x + self.pe[offset:end])
 
 
 def tps_matrices(fiducials: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -273,7 +275,8 @@ class ResNet45(nn.Module):
 
 # what a cross-attention attends to: features (length, B, width), their projected keys and
 # values, or nothing (self-attention)
-Memory = torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None
+KeysValues = tuple[torch.Tensor, torch.Tensor]
+Memory = torch.Tensor | KeysValues | None
 
 
 def causal_mask(length: int, device: torch.device) -> torch.Tensor:
@@ -325,6 +328,29 @@ class MultiheadAttention(nn.Module):
         else:
             q = pointwise(self.conv1, query)
             k, v = memory if isinstance(memory, tuple) else self.memory(memory)
+        return self.attend(q, k, v, mask, key_padding)
+
+    def self_attention_step(
+        self, query: torch.Tensor, past: KeysValues | None, key_padding: torch.Tensor
+    ) -> tuple[torch.Tensor, KeysValues]:
+        """Causal self-attention of the newest positions `query` (steps, B, width) to every
+        position so far: `past` keys and values plus their own (returned for the next step);
+        `key_padding` (B, positions so far) marks the PAD inputs, as `forward` masks them."""
+        q, k, v = pointwise(self.conv3, query).chunk(3, dim=-1)
+        if past is not None:
+            k, v = torch.cat([past[0], k]), torch.cat([past[1], v])
+        return self.attend(q, k, v, None, key_padding), (k, v)
+
+    def attend(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        key_padding: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Scaled dot-product attention of projected queries to keys and values, all
+        sequence-first, then the output projection."""
         length, batch, width = q.shape
         heads, head_width = self.heads, self.head_width
         q = (q * head_width**-0.5).reshape(length, batch * heads, head_width).transpose(0, 1)
@@ -417,8 +443,9 @@ class SemanticBranch(nn.Module):
             config.width, config.dropout, config.max_positions
         )
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.positional_encoding(self.embedding(ids).permute(1, 0, 2))
+    def forward(self, ids: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """`ids` (B, L) at positions offset.. (offset > 0: the next steps of a decoding)."""
+        return self.positional_encoding(self.embedding(ids).permute(1, 0, 2), offset)
 
 
 class PositionalBranch(nn.Module):
@@ -432,8 +459,8 @@ class PositionalBranch(nn.Module):
         self.linear2 = nn.Linear(width, width)
         self.norm2 = nn.LayerNorm(width)
 
-    def forward(self, semantic: torch.Tensor) -> torch.Tensor:
-        positions = self.pos_encoding(torch.zeros_like(semantic))
+    def forward(self, semantic: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        positions = self.pos_encoding(torch.zeros_like(semantic), offset)
         return self.norm2(positions + self.linear2(F.relu(self.linear1(positions))))
 
 
@@ -459,7 +486,18 @@ class AttentionLayer(nn.Module):
         mask: torch.Tensor | None = None,
         key_padding: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        x = self.norm2(query + self.dropout2(self.multihead_attn(query, memory, mask, key_padding)))
+        attended = self.multihead_attn(query, memory, mask, key_padding)
+        return self.feed_forward(self.norm2(query + self.dropout2(attended)))
+
+    def self_attention_step(
+        self, query: torch.Tensor, past: KeysValues | None, key_padding: torch.Tensor
+    ) -> tuple[torch.Tensor, KeysValues]:
+        """The layer on the newest positions of a causal self-attention, given the keys and
+        values of the earlier ones; returns the output and the keys and values so far."""
+        attended, present = self.multihead_attn.self_attention_step(query, past, key_padding)
+        return self.feed_forward(self.norm2(query + self.dropout2(attended))), present
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
         feed_forward = self.linear2(self.dropout(F.relu(self.linear1(x))))
         return self.norm3(x + self.dropout3(feed_forward))
 
@@ -507,6 +545,78 @@ class MDCDP(nn.Module):
             with_semantic = self.layers3[index](position, semantic, mask, padding)
             position = self.dynamic_shared_fusion(with_visual, with_semantic)
         return position
+
+    def step(
+        self,
+        semantic: torch.Tensor,
+        visual: list[KeysValues],
+        position: torch.Tensor,
+        cache: DecodeCache,
+        beams: int = 1,
+    ) -> torch.Tensor:
+        """`forward` for the newest positions only, extending `cache` with their keys and values
+        (`cache.padding` already marks every position's PAD inputs): every attention over the
+        sequence is causal, so the earlier positions' outputs, and their keys and values, do not
+        change. With `beams` > 1 the batch holds that many consecutive rows per image and
+        `visual` one row per image: the beams of an image query its visual keys and values
+        together (cross-attention keeps queries apart)."""
+        padding = cache.padding
+        for index in range(len(self.layers_pos)):
+            position, cache.positions[index] = self.layers_pos[index].self_attention_step(
+                position, cache.positions[index], padding
+            )
+            steps, rows, width = position.shape
+            images = rows // beams
+            # (steps, images, beams, width) -> (beams, steps, images, width): queries per image
+            per_image = position.reshape(steps, images, beams, width).permute(2, 0, 1, 3)
+            with_visual = self.layers2[index](
+                per_image.reshape(beams * steps, images, width), visual[index]
+            )
+            with_visual = with_visual.reshape(beams, steps, images, width).permute(1, 2, 0, 3)
+            with_visual = with_visual.reshape(steps, rows, width)
+            keys, values = self.layers3[index].multihead_attn.memory(semantic)
+            if cache.semantic[index] is not None:
+                past_keys, past_values = cache.semantic[index]
+                keys, values = torch.cat([past_keys, keys]), torch.cat([past_values, values])
+            cache.semantic[index] = (keys, values)
+            with_semantic = self.layers3[index](position, (keys, values), None, padding)
+            position = self.dynamic_shared_fusion(with_visual, with_semantic)
+        return position
+
+
+@dataclass
+class DecodeCache:
+    """Per MDCDP layer, the keys and values of the positions decoded so far (sequence-first):
+    of the position query's self-attention and of the semantic features; `length` positions,
+    and which of their inputs were PAD, (rows, length), masked as `CDistNet.decode` masks them."""
+
+    positions: list[KeysValues | None]
+    semantic: list[KeysValues | None]
+    length: int = 0
+    padding: torch.Tensor | None = None
+
+    @classmethod
+    def empty(cls, layers: int) -> DecodeCache:
+        return cls([None] * layers, [None] * layers)
+
+    def select(self, rows: torch.Tensor) -> DecodeCache:
+        """The cache of the batch rows `rows` (in that order): beams kept, images still live."""
+
+        def pick(entry: KeysValues | None) -> KeysValues | None:
+            return None if entry is None else (entry[0][:, rows], entry[1][:, rows])
+
+        padding = None if self.padding is None else self.padding[rows]
+        return DecodeCache(
+            [pick(e) for e in self.positions],
+            [pick(e) for e in self.semantic],
+            self.length,
+            padding,
+        )
+
+    def append_inputs(self, ids: torch.Tensor) -> None:
+        """Record the newest inputs (rows,): whether each is PAD."""
+        newest = ids.eq(PAD)[:, None]
+        self.padding = newest if self.padding is None else torch.cat([self.padding, newest], 1)
 
 
 def rare_initial_points(fiducials: int) -> torch.Tensor:
@@ -571,6 +681,20 @@ class CDistNet(nn.Module):
         out = self.mdcdp(semantic, visual, position, ids.eq(PAD))
         return self.tgt_word_prj(out.permute(1, 0, 2))
 
+    def decode_step(
+        self, visual: list[KeysValues], ids: torch.Tensor, cache: DecodeCache, beams: int = 1
+    ) -> torch.Tensor:
+        """Logits (B, 40) of the next symbol after decoder inputs whose last ids (B,) are
+        `ids`, the earlier ones held by `cache` (extended in place); what `decode` computes at
+        the last position, without recomputing the earlier ones. With `beams` > 1, `ids` holds
+        that many consecutive rows per image of `visual` (`MDCDP.step`)."""
+        semantic = self.semantic_branch(ids[:, None], cache.length)
+        position = self.positional_branch(semantic, cache.length)
+        cache.append_inputs(ids)
+        out = self.mdcdp.step(semantic, visual, position, cache, beams)
+        cache.length += 1
+        return self.tgt_word_prj(out[-1])
+
     def read(self, images: torch.Tensor, beam_size: int = 1) -> list[str]:
         """Words read from RGB images in [0, 1] (greedy by default), as `reading` expects."""
         return read_words(self, images, beam_size)
@@ -622,7 +746,9 @@ def beam_search(
 
     Scores are sums of log-probabilities (no length normalisation); an image is done when its
     best candidate of a step is </s>, or after `max_steps` symbols. Beam size 1 is greedy
-    decoding. The visual features and their keys and values are computed once, not per step.
+    decoding. The visual features and their keys and values are computed once, not per step,
+    and each step runs the decoder on the newest position only (`CDistNet.decode_step`), with
+    the keys and values of the earlier positions cached (the official code recomputes them).
     """
     if beam_size < 1:
         raise ValueError(f"beam size must be at least 1, got {beam_size}")
@@ -631,15 +757,16 @@ def beam_search(
     try:
         batch = images.shape[0]
         visual = model.mdcdp.visual_memory(model.visual_branch(images.contiguous()))
-        start = torch.full((batch, 1), START, dtype=torch.long, device=images.device)
-        log_probabilities = model.decode(visual, start)[:, -1].log_softmax(dim=-1)
+        cache = DecodeCache.empty(len(model.mdcdp.layers_pos))
+        start = torch.full((batch,), START, dtype=torch.long, device=images.device)
+        log_probabilities = model.decode_step(visual, start, cache).log_softmax(dim=-1)
         scores, first = log_probabilities.topk(beam_size, dim=-1)  # (B, K)
         hypotheses = first[:, :, None]  # (B, K, steps)
         finished = first[:, 0] == END
-        per_beam = [  # every beam of an image attends to the image's keys and values
-            (keys.repeat_interleave(beam_size, 1), values.repeat_interleave(beam_size, 1))
-            for keys, values in visual
-        ]
+        memory = visual  # one row per live image: its beams query it together
+        every = torch.arange(batch, device=images.device)
+        cache = cache.select(every.repeat_interleave(beam_size))  # K rows per image
+        cached = every  # the images whose rows the cache holds, in order
         final = [None] * batch
         for image in torch.nonzero(finished).flatten().tolist():
             final[image] = (hypotheses[image, 0].tolist(), scores[image, 0].item())
@@ -647,11 +774,12 @@ def beam_search(
             live = torch.nonzero(~finished).flatten()
             if live.numel() == 0:
                 break
-            prefixes = hypotheses[live].flatten(0, 1)  # (live * K, steps)
-            prefixes = torch.cat([prefixes.new_full((prefixes.shape[0], 1), START), prefixes], 1)
-            rows = _beam_rows(live, beam_size)
-            memory = [(keys[:, rows], values[:, rows]) for keys, values in per_beam]
-            step = model.decode(memory, prefixes)[:, -1].log_softmax(dim=-1)
+            if len(live) < len(cached):  # some images finished: drop their rows
+                kept = torch.searchsorted(cached, live)
+                cache = cache.select(_beam_rows(kept, beam_size))
+                memory = [(keys[:, kept], values[:, kept]) for keys, values in memory]
+            last = hypotheses[live][:, :, -1].flatten()  # (live * K,)
+            step = model.decode_step(memory, last, cache, beam_size).log_softmax(dim=-1)
             candidates = scores[live, :, None] + step.view(len(live), beam_size, -1)
             best, index = candidates.flatten(1).topk(beam_size, dim=-1)
             parent, symbol = index // len(VOCABULARY), index % len(VOCABULARY)
@@ -662,6 +790,8 @@ def beam_search(
             hypotheses = torch.cat([hypotheses, hypotheses.new_zeros(batch, beam_size, 1)], dim=2)
             hypotheses[live] = grown
             scores[live] = best
+            order = torch.arange(len(live), device=images.device)[:, None] * beam_size
+            cache, cached = cache.select((order + parent).flatten()), live  # each beam's parent
             for row, image in enumerate(live.tolist()):
                 if symbol[row, 0].item() == END:
                     finished[image] = True
@@ -759,5 +889,14 @@ def _load_cdistnet(path: Path, heads: int = 8) -> CDistNet:
     return cdistnet_from_state_dict(read_plain_state_dict(path), str(path), heads)
 
 
-register_model("cdistnet", CDISTNET_CONFIGS, CDistNet)
+# State dict entries the official forward never reads: every `in_proj_*` and `pos_embeding`,
+# and the projections of the other kind of attention (self-attention reads `conv3` only, the
+# decoders' cross-attention `conv1` and `conv2` only); a test checks them against gradients
+CDISTNET_UNUSED = re.compile(
+    r"\.in_proj_(weight|bias)$|\.pos_embeding$"
+    r"|(trans_encoder\.layers|layers_pos)\.\d+\.(self_attn|multihead_attn)\.conv[12]\."
+    r"|layers[23]\.\d+\.multihead_attn\.conv3\."
+)
+
+register_model("cdistnet", CDISTNET_CONFIGS, CDistNet, CDISTNET_UNUSED)
 register_converter("cdistnet", _load_cdistnet)

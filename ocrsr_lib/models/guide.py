@@ -407,24 +407,30 @@ class TextRecognizer(nn.Module):
     def read(self, images: torch.Tensor, max_length: int = READ_MAX_LENGTH) -> list[str]:
         """Greedy decoding of RGB or gray images, the batch at once, in eval mode.
 
-        Starting from '-', each step appends the most likely next symbol until every word has
-        produced '-'; words are cut at `max_length` characters. The train/eval mode is restored.
+        Starting from '-', each step appends the most likely next symbol to every word that has
+        not yet produced '-' (finished words leave the batch, so one long read does not keep the
+        others decoding); words are cut at `max_length` characters. The train/eval mode is
+        restored.
         """
         was_training = self.training
         self.eval()
         try:
             features = self.encode(to_recognizer_input(images))
-            memory = self.decoding_memory(features)  # the same at every step
+            keys, values = self.decoding_memory(features)  # the same at every step
             batch = features.shape[0]
             ids = torch.full((batch, 1), GUIDE_CHARSET.start_id, device=features.device)
-            finished = torch.zeros(batch, dtype=torch.bool, device=features.device)
+            active = torch.arange(batch, device=features.device)  # rows still decoding
             for _ in range(max_length):
-                word_logits, _ = self.decode(features, ids, memory)
-                following = word_logits[:, -1].argmax(-1)
+                word_logits, _ = self.decode(features, ids[active], (keys, values))
+                following = torch.full_like(ids[:, 0], GUIDE_CHARSET.end_id)
+                following[active] = word_logits[:, -1].argmax(-1)
                 ids = torch.cat([ids, following[:, None]], dim=1)
-                finished |= following == GUIDE_CHARSET.end_id
-                if bool(finished.all()):
+                going = following[active] != GUIDE_CHARSET.end_id
+                if not bool(going.any()):
                     break
+                if not bool(going.all()):
+                    active = active[going]
+                    features, keys, values = features[going], keys[going], values[going]
         finally:
             self.train(was_training)
         return [GUIDE_CHARSET.decode(row[1:].tolist()) for row in ids]

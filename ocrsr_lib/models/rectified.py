@@ -5,14 +5,14 @@ Registered as model "stn-edsr" (the STN in front of EDSR, at EDSR's sizes).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from ocrsr_lib.models.edsr import EDSR, EDSR_CONFIGS, EDSRConfig
 from ocrsr_lib.models.registry import register_model
-from ocrsr_lib.models.stn import SpatialTransformer
+from ocrsr_lib.models.stn import STN_CONFIGS, SpatialTransformer, STNConfig
 from ocrsr_lib.models.tbsrn import TBSRN
 
 
@@ -23,9 +23,11 @@ class RectifiedSR(nn.Module):
     Explained in chapter 2.
     """
 
-    def __init__(self, sr_model: nn.Module, stn_at_eval: bool = False) -> None:
+    def __init__(
+        self, sr_model: nn.Module, stn_at_eval: bool = False, stn: STNConfig = STN_CONFIGS["paper"]
+    ) -> None:
         super().__init__()
-        self.stn = SpatialTransformer(3)
+        self.stn = SpatialTransformer(3, config=stn)
         self.sr = sr_model
         self.stn_at_eval = stn_at_eval
 
@@ -47,10 +49,25 @@ def set_stn_at_eval(model: nn.Module, enabled: bool) -> nn.Module:
     return model
 
 
-def build_stn_edsr(config: EDSRConfig, stn_at_eval: bool = False) -> RectifiedSR:
+@dataclass(frozen=True)
+class STNEDSRConfig:
+    """The sizes of an STN+EDSR: the EDSR's and the STN's localization network's."""
+
+    edsr: EDSRConfig
+    stn: STNConfig
+
+
+# every EDSR size, each with the STN of that size (the paper's where the STN has none)
+STN_EDSR_CONFIGS = {
+    size: STNEDSRConfig(edsr, STN_CONFIGS.get(size, STN_CONFIGS["paper"]))
+    for size, edsr in EDSR_CONFIGS.items()
+}
+
+
+def build_stn_edsr(config: STNEDSRConfig, stn_at_eval: bool = False) -> RectifiedSR:
     """A fresh EDSR of this size behind a fresh STN, built in that order (which, under a fixed
     seed, decides the initial weights of both)."""
-    return RectifiedSR(EDSR(config), stn_at_eval=stn_at_eval)
+    return RectifiedSR(EDSR(config.edsr), stn_at_eval=stn_at_eval, stn=config.stn)
 
 
-register_model("stn-edsr", EDSR_CONFIGS, build_stn_edsr)
+register_model("stn-edsr", STN_EDSR_CONFIGS, build_stn_edsr)

@@ -7,6 +7,7 @@ Each model file registers its sizes, its builder and its converters when it is i
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,21 +24,33 @@ Converter = Callable[..., nn.Module]  # (path of an official file, **options) ->
 
 @dataclass(frozen=True)
 class RegisteredModel:
-    """A model's named sizes (configurations) and the function that builds one."""
+    """A model's named sizes (configurations), the function that builds one, and the state dict
+    entries its forward never reads (kept only so that official files load)."""
 
     sizes: Mapping[str, object]
     builder: Builder
+    unused: re.Pattern | None = None
 
 
 MODELS: dict[str, RegisteredModel] = {}
 CONVERTERS: dict[str, Converter] = {}
 
 
-def register_model(name: str, sizes: Mapping[str, object], builder: Builder) -> None:
-    """Make `create_model(name, size)` call `builder(sizes[size], **options)`."""
+def register_model(
+    name: str, sizes: Mapping[str, object], builder: Builder, unused: re.Pattern | None = None
+) -> None:
+    """Make `create_model(name, size)` call `builder(sizes[size], **options)`; `unused` matches
+    the names of state dict entries that the forward never reads."""
     if name in MODELS:
         raise ValueError(f"a model named {name!r} is already registered")
-    MODELS[name] = RegisteredModel(sizes, builder)
+    MODELS[name] = RegisteredModel(sizes, builder, unused)
+
+
+def unused_tensor_names(name: str, model: nn.Module) -> list[str]:
+    """The entries of `model`'s state dict (a model registered as `name`) that its forward
+    never reads: they are neither shipped nor counted as weights that run."""
+    pattern = registered_model(name).unused
+    return [key for key in model.state_dict() if pattern is not None and pattern.search(key)]
 
 
 def model_names() -> list[str]:

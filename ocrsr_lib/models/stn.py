@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -17,6 +18,25 @@ from torch import nn
 CONTROL_POINTS = 20
 TPS_MARGINS = (0.05, 0.05)  # where the target control points sit, as a fraction of the image
 INIT_MARGIN = 0.01  # where the localization network's initial output puts them
+
+
+@dataclass(frozen=True)
+class STNConfig:
+    """Widths of the localization network: six conv-BN-ReLU layers, then a hidden FC layer."""
+
+    conv_widths: tuple[int, ...] = (32, 64, 128, 256, 256, 256)
+    hidden: int = 512
+
+    def __post_init__(self) -> None:
+        if len(self.conv_widths) != 6:
+            raise ValueError(f"the localization network has 6 conv layers, not {self.conv_widths}")
+
+
+STN_CONFIGS = {
+    "paper": STNConfig(),  # TSRN's and TBSRN's (from ASTER)
+    # a quarter of the widths: the paper's STN has 12 times the demo EDSR's parameters
+    "demo": STNConfig(conv_widths=(16, 32, 64, 64, 64, 64), hidden=128),
+}
 
 
 def float32_geometry(images: torch.Tensor) -> contextlib.AbstractContextManager:
@@ -110,28 +130,36 @@ def conv3x3_block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class LocalizationNetwork(nn.Module):
-    """Six conv-BN-ReLU layers (32..256) and two FC layers that predict the control points.
+    """Six conv-BN-ReLU layers (32..256 at the paper's size) and two FC layers that predict the
+    control points.
 
     The last FC starts with zero weights and its bias on the control-point grid, so the
     transformer begins close to the identity.
     """
 
-    def __init__(self, in_channels: int = 3, control_points: int = CONTROL_POINTS) -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        control_points: int = CONTROL_POINTS,
+        config: STNConfig = STN_CONFIGS["paper"],
+    ) -> None:
         super().__init__()
         self.control_points = control_points
-        pool = nn.MaxPool2d(kernel_size=2, stride=2)
-        self.stn_convnet = nn.Sequential(
-            conv3x3_block(in_channels, 32), pool,
-            conv3x3_block(32, 64), pool,
-            conv3x3_block(64, 128), pool,
-            conv3x3_block(128, 256), pool,
-            conv3x3_block(256, 256), nn.MaxPool2d(kernel_size=(1, 2), stride=(1, 2)),
-            conv3x3_block(256, 256),
-        )  # fmt: skip
+        widths = (in_channels, *config.conv_widths)
+        layers: list[nn.Module] = []
+        for index, (width_in, width_out) in enumerate(itertools.pairwise(widths)):
+            layers.append(conv3x3_block(width_in, width_out))
+            if index < 4:  # 16x64 -> 1x4, then 1x2: two positions of the last width
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            elif index == 4:
+                layers.append(nn.MaxPool2d(kernel_size=(1, 2), stride=(1, 2)))
+        self.stn_convnet = nn.Sequential(*layers)
         self.stn_fc1 = nn.Sequential(
-            nn.Linear(2 * 256, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True)
+            nn.Linear(2 * widths[-1], config.hidden),
+            nn.BatchNorm1d(config.hidden),
+            nn.ReLU(inplace=True),
         )
-        self.stn_fc2 = nn.Linear(512, control_points * 2)
+        self.stn_fc2 = nn.Linear(config.hidden, control_points * 2)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -160,9 +188,14 @@ class LocalizationNetwork(nn.Module):
 class SpatialTransformer(nn.Module):
     """Localization network plus TPS: rectifies a 16x64 image (RGB, or RGB + mask)."""
 
-    def __init__(self, in_channels: int = 3, output_size: tuple[int, int] = (16, 64)) -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        output_size: tuple[int, int] = (16, 64),
+        config: STNConfig = STN_CONFIGS["paper"],
+    ) -> None:
         super().__init__()
-        self.stn_head = LocalizationNetwork(in_channels)
+        self.stn_head = LocalizationNetwork(in_channels, config=config)
         self.tps = TPSSpatialTransformer(output_size)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

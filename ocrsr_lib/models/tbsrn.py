@@ -23,7 +23,7 @@ from ocrsr_lib.checkpoints import load_checkpoint, load_state_dict_strict
 from ocrsr_lib.models.converting import StateDict, plain_state_dict, strip_prefix, tensor_size
 from ocrsr_lib.models.layers import LayerNorm, PositionwiseFeedForward
 from ocrsr_lib.models.registry import register_converter, register_model
-from ocrsr_lib.models.stn import SpatialTransformer
+from ocrsr_lib.models.stn import STN_CONFIGS, SpatialTransformer, STNConfig
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,14 @@ class TBSRNConfig:
     attention_dropout: float = 0.1  # official; dropping 1024x1024 maps dominates CPU time
     use_stn: bool = True
     stn_at_eval: bool = False
+    stn: STNConfig = STN_CONFIGS["paper"]
 
 
 TBSRN_CONFIGS = {
     "paper": TBSRNConfig(),
-    "demo": TBSRNConfig(residual_blocks=1, channels=32, heads=4, attention_dropout=0.0),
+    "demo": TBSRNConfig(
+        residual_blocks=1, channels=32, heads=4, attention_dropout=0.0, stn=STN_CONFIGS["demo"]
+    ),
 }
 
 
@@ -167,7 +170,7 @@ class TBSRN(nn.Module):
                 UpsampleBlock(channels), nn.Conv2d(channels, 3, kernel_size=9, padding=4)
             ),
         )
-        self.stn = SpatialTransformer(3) if config.use_stn else None
+        self.stn = SpatialTransformer(3, config=config.stn) if config.use_stn else None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = images[:, :3]

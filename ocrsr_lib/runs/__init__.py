@@ -1,7 +1,8 @@
 """Trained runs: every model the book and the command line train, by recipe name.
 
 `trained(session, name)` returns a `Run` for any recipe (SR models, the guide and judge,
-CDistNet pretraining and fine-tunes); the family modules hold only their recipe tables and
+CDistNet pretraining and fine-tunes), from the cache, the weights shipped with the package
+(`runs.shipped`) or training; the family modules hold only their recipe tables and
 hooks (`ocrsr_lib.runs.core.Family`)."""
 
 from ocrsr_lib.runs.cdistnet import CDISTNET_RECIPES, CDistNetRecipe, image_source
@@ -11,11 +12,15 @@ from ocrsr_lib.runs.core import (
     Run,
     check_official_runs,
     checkpoint_path,
+    dependencies,
     family_of,
     load_trained_weights,
+    needed_runs,
     recipe_for,
     run_key,
+    shipped_file,
     trained,
+    weights_line,
 )
 from ocrsr_lib.runs.data import hold_out, text_train_and_validation
 from ocrsr_lib.runs.guide import (
@@ -39,6 +44,8 @@ __all__ = [
     "SRRecipe",
     "check_official_runs",
     "checkpoint_path",
+    "dependencies",
+    "needed_runs",
     "confusion_weights",
     "family_of",
     "guide_confusions",
@@ -49,6 +56,8 @@ __all__ = [
     "loss_for",
     "recipe_for",
     "run_key",
+    "shipped_file",
     "text_train_and_validation",
     "trained",
+    "weights_line",
 ]

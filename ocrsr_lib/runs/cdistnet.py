@@ -41,6 +41,7 @@ class CDistNetRecipe:
     augment: bool = True
     smoothing: float = 0.1
     data: str = "text"  # "text": the TextZoom train split; "scene-text": the session's MJ/ST
+    model = "cdistnet"  # the registered model (a class attribute: not part of the run's key)
 
     def __post_init__(self) -> None:
         if self.size not in model_sizes("cdistnet"):

@@ -1,6 +1,6 @@
-"""The one trained-run implementation: find a recipe by name, key it by pure data, then train
-it (resuming an interrupted run), read it back from the cache, or load the official file that
-replaces it.
+"""The one trained-run implementation: find a recipe by name, key it by pure data, then read
+it back from the cache, load the weights shipped with the package for that key, train it
+(resuming an interrupted run), or load the official file that replaces it.
 
 A recipe is a frozen dataclass with a `train` TrainConfig and a `start_from` (another recipe
 of the same family, or None). A `Family` (SR models, the guide and judge, CDistNet) holds the
@@ -10,7 +10,7 @@ build, what else its weights depend on, and how to fit it. Everything else is he
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,26 +27,38 @@ from ocrsr_lib.checkpoints import (
 )
 from ocrsr_lib.config import OFFICIAL_RUNS, Session
 from ocrsr_lib.data import skipped_lines
-from ocrsr_lib.models.registry import check_official
+from ocrsr_lib.models.registry import check_official, model_sizes
+from ocrsr_lib.runs.shipped import (
+    load_shipped,
+    read_manifest,
+    round_to_storage,
+    shipped_folder,
+    shipped_name,
+)
 from ocrsr_lib.train import TrainConfig, TrainResult
 
 
 class Recipe(Protocol):
-    """What every recipe has: its training settings and the run it starts from."""
+    """What every recipe has: the registered model and size it trains, its training settings
+    and the run it starts from."""
 
+    model: str
+    size: str
     train: TrainConfig
     start_from: str | None
 
 
 @dataclass
 class Run:
-    """A trained model (eval mode), its training history, its checkpoint file and its key."""
+    """A trained model (eval mode), its training history, its checkpoint file (the shipped or
+    official file when it came from one), its key and where its weights came from."""
 
     name: str
     model: nn.Module
     result: TrainResult
     checkpoint: Path
     key: str
+    source: str = "trained"  # "trained" (now), "cache", "shipped" or "official"
 
 
 @dataclass(frozen=True)
@@ -127,6 +139,8 @@ def key_parts(session: Session, name: str) -> dict:
     recipe = recipe_for(session, name)
     return {
         "recipe": recipe_fields(recipe),
+        "model": asdict(model_sizes(recipe.model)[recipe.size]),  # what the size name means now
+        "storage": session.profile.weight_storage,
         "start": run_key(session, recipe.start_from) if recipe.start_from else None,
         **family_of(session, name).key_parts(session, recipe),
     }
@@ -137,33 +151,91 @@ def run_key(session: Session, name: str) -> str:
     return official_key(session, name) or short_hash(key_parts(session, name))
 
 
+def dependencies(session: Session, name: str) -> list[str]:
+    """The runs whose weights run `name` needs (the run it starts from, the guide of a guided
+    loss, the SR run whose images it reads): recipes its fields name whose keys are in its key."""
+    table = session.profile.recipe_table
+    known = {recipe for family in FAMILIES for recipe in family.recipes[table]}
+    fields = asdict(recipe_for(session, name)).values()
+    named = {value for value in fields if isinstance(value, str) and value in known}
+    parts = key_parts(session, name)
+    keys = {value for value in parts.values() if isinstance(value, str)}
+    return sorted(other for other in named if other != name and run_key(session, other) in keys)
+
+
+def needed_runs(session: Session, names: Sequence[str]) -> list[str]:
+    """`names` and every run they depend on, transitively, each after its dependencies."""
+    ordered: list[str] = []
+
+    def visit(name: str) -> None:
+        if name not in ordered:
+            for dependency in dependencies(session, name):
+                visit(dependency)
+            ordered.append(name)
+
+    for name in names:
+        visit(name)
+    return ordered
+
+
 def checkpoint_path(session: Session, name: str) -> Path:
     """Where the recipe's training checkpoint lives in the session's cache."""
     prefix = family_of(session, name).prefix
     return session.cache.file("checkpoints", f"{prefix}-{name}", key_parts(session, name))
 
 
+def shipped_file(session: Session, name: str) -> Path | None:
+    """The file shipped with the package whose key equals the run's key, unless the session
+    retrains or an official file replaces the run; None when there is none (any change to the
+    recipe, its data or what it depends on changes the key, so stale weights never match)."""
+    if session.retrain or name in session.official:
+        return None
+    prefix = family_of(session, name).prefix
+    path = shipped_folder(session.profile.name) / shipped_name(prefix, name, run_key(session, name))
+    return path if path.is_file() else None
+
+
 def trained(session: Session, name: str) -> Run:
-    """The recipe's model: read from the cache, trained now (resuming an interrupted run,
-    training what it starts from first), or the official checkpoint the session names.
+    """The recipe's model: read from the cache, else loaded from the weights shipped with the
+    package for its key (unless the session retrains), else trained now (resuming an
+    interrupted run, training what it starts from first); or the official checkpoint the
+    session names.
 
     Explained in chapter 2.
     """
     if name in session.official:
         model = check_official(OFFICIAL_RUNS[name], session.official[name], recipe=name).eval()
         key = run_key(session, name)
-        return Run(name, model, TrainResult(steps=0), session.official[name], key)
+        return Run(name, model, TrainResult(steps=0), session.official[name], key, "official")
     family, recipe = family_of(session, name), recipe_for(session, name)
     path = checkpoint_path(session, name)
     torch.manual_seed(recipe.train.seed)  # the same initial weights whatever ran before
     model = family.build(recipe)
+    shipped = None if path.exists() else shipped_file(session, name)
+    if shipped is not None:
+        result = load_shipped(model, shipped, run_key(session, name))
+        round_to_storage(model.to(session.device).eval(), session.profile.weight_storage)
+        return Run(name, model, result, shipped, run_key(session, name), "shipped")
     if recipe.start_from and not path.exists():
         family.load_start(model, trained(session, recipe.start_from))
     result = family.fit(session, recipe, model, path)
     if session.skipped:
         log_skipped(session, path)
-    model.eval()
-    return Run(name, model, result, path, run_key(session, name))
+    round_to_storage(model.eval(), session.profile.weight_storage)
+    source = "cache" if result.resumed_from == len(result.losses) else "trained"
+    return Run(name, model, result, path, run_key(session, name), source)
+
+
+def weights_line(run: Run) -> str:
+    """One line saying where a run's weights came from (printed by the training commands)."""
+    if run.source == "shipped":
+        manifest = read_manifest(run.checkpoint)
+        return (
+            f"weights: shipped {run.checkpoint} (trained in {manifest['seconds']:.0f} s on "
+            f"{manifest['device']}, {manifest['dtype']})"
+        )
+    described = {"trained": "trained now", "cache": "from the cache", "official": "official file"}
+    return f"weights: {described[run.source]}"
 
 
 def check_official_runs(session: Session) -> None:

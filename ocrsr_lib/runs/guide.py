@@ -33,6 +33,7 @@ class RecognizerRecipe:
     train: TrainConfig
     label_smoothing: float = 0.0
     start_from: str | None = None
+    model = "guide"  # the registered model (a class attribute: not part of the run's key)
 
     def __post_init__(self) -> None:
         if self.size not in model_sizes("guide"):
