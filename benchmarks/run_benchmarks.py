@@ -30,7 +30,7 @@ from ocrsr_lib.data import TextZoomDataset
 from ocrsr_lib.data.synth import generate_split
 from ocrsr_lib.flops import bf16_peak, flops_per_image
 from ocrsr_lib.losses import TextFocusLoss
-from ocrsr_lib.models import create_model
+from ocrsr_lib.models import create_model, upscale_batch
 from ocrsr_lib.models.cdistnet import (
     CDistNet,
     encode_targets,
@@ -40,7 +40,7 @@ from ocrsr_lib.models.cdistnet import (
 from ocrsr_lib.runs.cdistnet import label_smoothed_cross_entropy
 
 WORDS = ["street", "coffee", "open", "24", "exit", "bakery", "no", "parking"]
-GROUPS = ("data", "sr", "cdistnet", "pipeline")
+GROUPS = ("data", "sr", "sr-inference", "cdistnet", "pipeline")
 READ_STEPS = 12  # decoding steps at most in the reading rows (an untrained model rarely stops)
 SEED = 0  # every model row starts from it, so its weights, and when reading stops, are repeatable
 
@@ -250,6 +250,18 @@ def pipeline_reading(
     return measure(work, batch_size, repeats, settings, [sr, *reading_parts(ocr)])
 
 
+def sr_inference(model: nn.Module, settings: Settings, lr: torch.Tensor, layout: str) -> Measured:
+    """SR inference on an LR batch: as evaluations run it (`upscale_batch`, "channels-last"
+    input) or with the input as it is ("contiguous"); the weights are the same in both."""
+    model = model.to(settings.device).eval()
+
+    def work() -> None:
+        with torch.inference_mode(), settings.autocast():
+            upscale_batch(model, lr) if layout == "channels-last" else model(lr)
+
+    return measure(work, lr.shape[0], 3, settings, [model])
+
+
 def data_rows(pairs: int) -> list[Row]:
     """Generation and loading rates (no FLOPs: CPU work)."""
     rows = []
@@ -282,6 +294,19 @@ def sr_rows(settings: Settings, paper_batch: int) -> list[Row]:
         guide = create_model("guide", size)
         measured = sr_training(build(), settings, batch, loss=TextFocusLoss(guide))
         rows.append((f"SR training (text-focus, {size} guide), {name}, batch {batch}", *measured))
+    return rows
+
+
+def sr_inference_rows(settings: Settings, batch: int = 128) -> list[Row]:
+    """SR inference of the demo models with the input in each layout: the choice behind
+    `upscale_batch`."""
+    rows = []
+    lr = torch.rand(batch, 3, 16, 64, device=settings.device)
+    for name in ("stn-edsr", "tbsrn"):
+        for layout in ("contiguous", "channels-last"):
+            torch.manual_seed(SEED)
+            measured = sr_inference(create_model(name, "demo"), settings, lr, layout)
+            rows.append((f"SR inference, {name} demo, batch {batch}, {layout} input", *measured))
     return rows
 
 
@@ -378,6 +403,8 @@ def main() -> None:
         rows += data_rows(args.pairs)
     if "sr" in args.only:
         rows += sr_rows(settings, args.paper_batch)
+    if "sr-inference" in args.only:
+        rows += sr_inference_rows(settings)
     if "cdistnet" in args.only:
         rows += cdistnet_rows(settings, args.paper_batch)
     if "pipeline" in args.only:

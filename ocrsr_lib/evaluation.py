@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ocrsr_lib.labels import normalize_label
 from ocrsr_lib.metrics import psnr, ssim, weighted_average
-from ocrsr_lib.models import Bicubic
+from ocrsr_lib.models import Bicubic, upscale_batch
 from ocrsr_lib.progress import progress_bar
 
 IMAGE_SOURCES = ("hr", "lr", "bicubic")
@@ -52,12 +52,33 @@ def read_split(
     try:
         batches = DataLoader(dataset, batch_size=batch_size)
         for lr, hr, batch_labels in progress_bar(batches, desc="reading", leave=False):
-            words += recognizer.read(images_for_reading(lr.to(device), hr.to(device), source))
+            lr, hr = lr.to(device), hr.to(device)
+            images = (
+                upscale_batch(model, lr)
+                if model is not None
+                else images_for_reading(lr, hr, source)
+            )
+            words += recognizer.read(images)
             labels += batch_labels
     finally:
         if model is not None:
             model.train(was_training)
     return words, labels
+
+
+@torch.no_grad()
+def read_image_stack(
+    recognizer: nn.Module,
+    images: torch.Tensor,
+    device: torch.device | str = "cpu",
+    batch_size: int = 128,
+) -> list[str]:
+    """The words `recognizer` (anything with `.read`) reads in a stack of images (N, C, H, W),
+    batch by batch, in order."""
+    recognizer.to(device)
+    return [
+        word for batch in images.split(batch_size) for word in recognizer.read(batch.to(device))
+    ]
 
 
 def accuracy_of(words: Sequence[str], labels: Sequence[str]) -> float:
@@ -140,7 +161,7 @@ def sr_quality_and_accuracy(
             for name in recognizers:
                 words[name][split] = []
             for lr, hr, batch_labels in DataLoader(dataset, batch_size=batch_size):
-                sr_images, hr = model(lr.to(device)), hr.to(device)
+                sr_images, hr = upscale_batch(model, lr.to(device)), hr.to(device)
                 psnr_values.append(psnr(sr_images.float(), hr).cpu())
                 ssim_values.append(ssim(sr_images.float(), hr).cpu())
                 for name, recognizer in recognizers.items():

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from ocrsr_lib.models.upscale_batch import upscale_batch
+
 
 def rgb_pair(prediction: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The RGB channels of two (B, C, H, W) batches, after checking that they can be compared.
@@ -93,7 +95,7 @@ def split_metrics(
     """Mean PSNR and SSIM of `model` over one split of (lr, hr, label) samples, image by image."""
     psnr_values, ssim_values = [], []
     for lr, hr, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        sr = model(lr.to(device)).float()
+        sr = upscale_batch(model, lr.to(device)).float()
         sr = sr.clamp(0, 1) if clamp else sr
         hr = hr.to(device)
         psnr_values.append(psnr(sr, hr).cpu())

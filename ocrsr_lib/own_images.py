@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from ocrsr_lib.checkpoints import atomic_write, atomic_write_text
 from ocrsr_lib.data.textzoom import LR_SIZE, TextZoomDataset, image_tensor
 from ocrsr_lib.evaluation import accuracy_of
-from ocrsr_lib.models import Bicubic
+from ocrsr_lib.models import Bicubic, upscale_batch
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 LABELS_FILE = "labels.tsv"  # written beside the PNG files of an upscaled split
@@ -136,7 +136,7 @@ def upscale(
     model.to(device).eval()
     written = []
     for images, names, _ in batches(inputs, batch_size):
-        for image, name in zip(model(images.to(device)), names, strict=True):
+        for image, name in zip(upscale_batch(model, images.to(device)), names, strict=True):
             written.append(
                 atomic_write(folder / f"{name}.png", lambda f, i=image: f.write(png_bytes(i)))
             )
@@ -174,7 +174,7 @@ def read_images(
     upscaler = (Bicubic() if sr_model is None else sr_model).to(device).eval()
     readings = []
     for images, names, labels in batches(inputs, batch_size):
-        words = recognizer.read(upscaler(images.to(device)))
+        words = recognizer.read(upscale_batch(upscaler, images.to(device)))
         readings += [Reading(*row) for row in zip(names, words, labels, strict=True)]
     return readings
 

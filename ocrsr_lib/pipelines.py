@@ -16,14 +16,21 @@ from torch.utils.data import DataLoader, Dataset
 
 from ocrsr_lib.config import Session
 from ocrsr_lib.data import first_items, scoring_splits, split_labels
-from ocrsr_lib.evaluation import IMAGE_SOURCES, accuracy_of, read_split, with_average
+from ocrsr_lib.evaluation import (
+    IMAGE_SOURCES,
+    accuracy_of,
+    read_image_stack,
+    read_split,
+    with_average,
+)
 from ocrsr_lib.metrics import psnr
 from ocrsr_lib.models.cdistnet import CDistNet
+from ocrsr_lib.models.upscale_batch import upscale_batch
 from ocrsr_lib.quant.apply import QuantizedModel, quantize_model, weight_error
 from ocrsr_lib.quant.layers import EDGE_POLICIES, LAYER_GROUPS, PAPER_GROUPS, quantization_plan
 from ocrsr_lib.quant.quantizers import QuantSpec
 from ocrsr_lib.quant.size import ModelSize, theoretical_size
-from ocrsr_lib.runs import image_source, recipe_for, run_key, trained
+from ocrsr_lib.runs import recipe_for, run_key, trained
 
 BEAM_SIZE = 10  # the paper configuration's beam width, used for every reported reading
 
@@ -80,14 +87,48 @@ def cdistnet_readings(
 
     def compute() -> dict:
         reader = BeamReader(trained(session, name).model.to(session.device), beam_size)
-        source = image_source(session, images)
+        if images in IMAGE_SOURCES:
+            return {
+                split: read_split(reader, data, images, session.device)[0]
+                for split, data in scoring_splits(session).items()
+            }
         return {
-            split: read_split(reader, data, source, session.device)[0]
-            for split, data in scoring_splits(session).items()
+            split: read_image_stack(reader, stack, session.device)
+            for split, stack in sr_images(session, images).items()
         }
 
     artifact = readings_artifact(session, name, images, beam_size)
     return session.cache.get_or_compute(*artifact, compute)
+
+
+@torch.no_grad()
+def upscale_split(
+    model: nn.Module, split: Dataset, device: torch.device | str, batch_size: int = 128
+) -> torch.Tensor:
+    """A model's SR images of a split, (N, C, 2H, 2W) float32 on the CPU, in split order."""
+    model.to(device).eval()
+    batches = [
+        upscale_batch(model, lr.to(device)).float().cpu().contiguous()
+        for lr, _, _ in DataLoader(split, batch_size=batch_size)
+    ]
+    if not batches:
+        raise ValueError("cannot upscale an empty split")
+    return torch.cat(batches)
+
+
+def sr_images(session: Session, name: str) -> dict[str, torch.Tensor]:
+    """SR recipe `name`'s images of each scored test split (`upscale_split`): one pass, cached
+    under the run's key, serves every reading, PSNR and figure of those images."""
+
+    def compute() -> dict:
+        model = trained(session, name).model
+        return {
+            split: upscale_split(model, data, session.device)
+            for split, data in scoring_splits(session).items()
+        }
+
+    parts = {"sr": run_key(session, name), "test_words": session.profile.test_words}
+    return session.cache.get_or_compute("tables", f"sr-images-{name}", parts, compute)
 
 
 def pipeline_accuracy(session: Session, images: str, name: str) -> dict[str, float]:
@@ -138,6 +179,10 @@ class QuantSetting:
     sr_groups: tuple[str, ...] | None = None
     ocr_groups: tuple[str, ...] | None = None
 
+    def targets(self, model: str) -> bool:
+        """Whether the setting quantizes the pipeline's "sr" or "ocr" model."""
+        return self.target in (model, "sr+ocr")
+
     def __post_init__(self) -> None:
         """Refuse an impossible setting when it is made, before anything is trained."""
         if self.target not in TARGETS:
@@ -161,9 +206,7 @@ def quantize_target(
     model: nn.Module, setting: QuantSetting, kind: str, groups: tuple[str, ...] | None
 ) -> QuantizedModel:
     """The model quantized by `setting` (an empty plan, i.e. unchanged, if not targeted)."""
-    targeted = setting.target == "sr+ocr" or setting.target == (
-        "ocr" if kind == "cdistnet" else "sr"
-    )
+    targeted = setting.targets("ocr" if kind == "cdistnet" else "sr")
     chosen = PAPER_GROUPS[kind] if groups is None else groups
     plan = quantization_plan(model, chosen, setting.bits, setting.edges) if targeted else {}
     return quantize_model(
@@ -221,25 +264,41 @@ def evaluation_file(
     return session.cache.file(*evaluation_artifact(session, setting, pipeline, beam, words))
 
 
-@torch.no_grad()
-def score_split(
+def setting_images(
+    session: Session,
+    setting: QuantSetting,
+    pipeline: Pipeline,
     sr_model: nn.Module,
-    reader: nn.Module,
-    split: Dataset,
-    device: torch.device,
-    batch_size: int = 128,
-) -> tuple[torch.Tensor, list[str], list[str]]:
-    """Per-image PSNR (dB, as `metrics.psnr`) of a split's SR images, the words `reader` reads
-    in them and the labels: one SR pass serves both."""
-    psnr_values, words, labels = [], [], []
-    for lr, hr, batch_labels in DataLoader(split, batch_size=batch_size):
-        sr_images = sr_model(lr.to(device))
-        psnr_values.append(psnr(sr_images.float(), hr.to(device)).cpu())
-        words += reader.read(sr_images)
-        labels += batch_labels
-    if not psnr_values:
-        raise ValueError("cannot evaluate an empty split")
-    return torch.cat(psnr_values), words, labels
+    test: dict[str, Dataset],
+) -> dict[str, torch.Tensor]:
+    """The SR images of each test split under `setting`: the float model's cached ones
+    (`sr_images`) when the setting leaves the SR model float, else the quantized model's."""
+    if not setting.targets("sr"):
+        cached = sr_images(session, pipeline.sr)
+        return {name: cached[name][: len(split)] for name, split in test.items()}
+    return {name: upscale_split(sr_model, split, session.device) for name, split in test.items()}
+
+
+def setting_readings(
+    session: Session,
+    setting: QuantSetting,
+    pipeline: Pipeline,
+    ocr_model: nn.Module,
+    images: dict[str, torch.Tensor],
+    beam: int,
+    words: int | None,
+) -> dict[str, list[str]]:
+    """What the pipeline's CDistNet reads in `images` under `setting`: the float pipeline's
+    cached readings (`cdistnet_readings`) when nothing is quantized and every word is read."""
+    if setting.target == "none" and words is None:
+        return cdistnet_readings(session, pipeline.ocr, pipeline.sr, beam)
+    reader = BeamReader(ocr_model, beam)
+    return {name: read_image_stack(reader, stack, session.device) for name, stack in images.items()}
+
+
+def hr_stack(split: Dataset) -> torch.Tensor:
+    """A split's HR images as one (N, C, H, W) tensor, in split order."""
+    return torch.stack([split[index][1] for index in range(len(split))])
 
 
 def evaluate_setting(
@@ -259,18 +318,19 @@ def evaluate_setting(
         models = pipeline_models(session, pipeline)
         sr, ocr = quantize_pipeline(session, setting, pipeline, models)
         test = {name: first_items(split, words) for name, split in scoring_splits(session).items()}
-        device = session.device
-        sr_model, ocr_model = sr.model.to(device).eval(), ocr.model.to(device).eval()
-        reader = BeamReader(ocr_model, beam)
-        scored = {
-            name: score_split(sr_model, reader, split, device) for name, split in test.items()
-        }
-        psnr_values = torch.cat([values for values, _, _ in scored.values()])
+        images = setting_images(session, setting, pipeline, sr.model, test)
+        read = setting_readings(session, setting, pipeline, ocr.model, images, beam, words)
+        psnr_values = torch.cat(
+            [psnr(images[name], hr_stack(split)) for name, split in test.items()]
+        )
         size: ModelSize = sr.size() + ocr.size()
         return {
             "psnr": psnr_values.mean().item(),
             "accuracy": with_average(
-                {name: accuracy_of(words, labels) for name, (_, words, labels) in scored.items()},
+                {
+                    name: accuracy_of(read[name], split_labels(split))
+                    for name, split in test.items()
+                },
                 test,
             ),
             "megabits": size.megabits,

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import torch
 
 from ocrsr_lib.checkpoints import atomic_write_text
 from ocrsr_lib.config import Session
@@ -28,10 +27,10 @@ from ocrsr_lib.pipelines import (
     cdistnet_readings,
     evaluate_setting,
     float_size,
+    sr_images,
     table_1,
 )
 from ocrsr_lib.progress import progress_bar
-from ocrsr_lib.runs import trained
 from ocrsr_lib.tables import markdown_table, percent
 from ocrsr_lib.viz import image_grid, marked_word
 
@@ -129,14 +128,13 @@ def figure_2(session: Session, indices: Sequence[int]) -> plt.Figure:
     for model in ("TBSRN", "EDSR"):
         images, name = TABLE_1_PIPELINES[f"{model} + CDistNet (SR-fine-tuned)"]
         columns[model] = (
-            trained(session, images).model,
+            sr_images(session, images)["hard"],
             cdistnet_readings(session, name, images),
         )
     rows = []
-    with torch.no_grad():
-        for i in indices:
-            lr, hr, _ = hard[i]
-            rows.append([lr, hr, *(model(lr[None])[0] for model, _ in columns.values())])
+    for i in indices:
+        lr, hr, _ = hard[i]
+        rows.append([lr, hr, *(stack[i] for stack, _ in columns.values())])
     figure = image_grid(
         rows,
         column_titles=["LR", "HR and label", "TBSRN SR + CDistNet", "EDSR SR + CDistNet"],

@@ -8,8 +8,10 @@ from ocrsr_lib.models import (
     TBSRN_CONFIGS,
     Bicubic,
     RectifiedSR,
+    create_model,
     parameter_count,
     set_stn_at_eval,
+    upscale_batch,
 )
 from ocrsr_lib.models.edsr import EDSR, EDSR_CONFIGS, EDSRConfig
 from ocrsr_lib.models.stn import (
@@ -161,3 +163,15 @@ def test_the_stn_at_evaluation_is_a_switch_for_both_rectified_models():
         assert torch.equal(set_stn_at_eval(model, False)(images), without)
     with pytest.raises(ValueError, match="EDSR has no spatial transformer"):
         set_stn_at_eval(EDSR(), True)
+
+
+@pytest.mark.parametrize("name", ["stn-edsr", "tbsrn", "edsr"])
+def test_upscale_batch_gives_the_models_output_and_leaves_the_weights_as_they_are(name):
+    torch.manual_seed(0)
+    model = create_model(name, "demo").eval()
+    lr = torch.rand(4, 3, 16, 64)
+    with torch.no_grad():
+        expected, got = model(lr), upscale_batch(model, lr)
+    assert got.shape == expected.shape == (4, 3, 32, 128)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    assert all(parameter.is_contiguous() for parameter in model.parameters())

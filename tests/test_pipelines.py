@@ -52,7 +52,9 @@ def test_evaluation_reports_table_2_columns_and_is_cached(tiny_cdistnet):
 
 
 def test_an_evaluation_scores_psnr_and_readings_as_the_separate_measurements_do(tiny_cdistnet):
-    """One SR pass serves PSNR and reading; the numbers are those of evaluate_sr and read_split."""
+    """The float pipeline's numbers are those of evaluate_sr and read_split; its SR images and
+    readings are the cached ones that Table 1 and Figure 2 use, and a setting that quantizes
+    only the recognizer reads those same SR images."""
     session = tiny_cdistnet
     sr_model, ocr_model = trained(session, TINY.sr).model, trained(session, TINY.ocr).model
     test = scoring_splits(session)
@@ -60,14 +62,23 @@ def test_an_evaluation_scores_psnr_and_readings_as_the_separate_measurements_do(
     scored = evaluate_setting(session, QuantSetting("none"), TINY)
     report = evaluate_sr(sr_model, test)
     assert scored["psnr"] == pytest.approx(report["average"]["psnr"], abs=1e-4)
+    images = pipelines.sr_images(session, TINY.sr)
+    readings = pipelines.cdistnet_readings(session, TINY.ocr, TINY.sr, 1)
     for name, split in test.items():
-        psnr_values, words, labels = pipelines.score_split(sr_model, reader, split, "cpu")
-        assert psnr_values.shape == (len(split),)
-        assert psnr_values.mean().item() == pytest.approx(report[name]["psnr"], abs=1e-4)
-        assert (words, labels) == read_split(reader, split, sr_model)
+        assert images[name].shape == (len(split), 3, 32, 128)
+        words, labels = read_split(reader, split, sr_model)
+        assert readings[name] == words
         assert scored["accuracy"][name] == accuracy_of(words, labels)
-    with pytest.raises(ValueError, match="cannot evaluate an empty split"):
-        pipelines.score_split(sr_model, reader, [], "cpu")
+    ocr_only = QuantSetting("ocr", 4)
+    _, quantized_ocr = quantized_pipeline(session, ocr_only, TINY)
+    setting_images = pipelines.setting_images(session, ocr_only, TINY, sr_model, test)
+    assert all(torch.equal(setting_images[name], images[name]) for name in test)
+    sr_only = QuantSetting("sr", 2, "minmax")
+    quantized_sr, _ = quantized_pipeline(session, sr_only, TINY)
+    changed = pipelines.setting_images(session, sr_only, TINY, quantized_sr.model, test)
+    assert not torch.equal(changed["easy"], images["easy"])
+    with pytest.raises(ValueError, match="cannot upscale an empty split"):
+        pipelines.upscale_split(sr_model, [], "cpu")
 
 
 def test_an_unknown_target_is_refused():

@@ -31,6 +31,7 @@ from ocrsr_lib.models.registry import (
 )
 from ocrsr_lib.models.stn import STN_CONFIGS, SpatialTransformer, STNConfig
 from ocrsr_lib.models.tbsrn import TBSRN, TBSRN_CONFIGS, TBSRNConfig
+from ocrsr_lib.models.upscale_batch import upscale_batch
 
 __all__ = [
     "OFFICIAL_REFERENCES",
@@ -63,4 +64,5 @@ __all__ = [
     "set_stn_at_eval",
     "to_recognizer_input",
     "unused_tensor_names",
+    "upscale_batch",
 ]
