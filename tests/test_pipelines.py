@@ -70,7 +70,6 @@ def test_an_evaluation_scores_psnr_and_readings_as_the_separate_measurements_do(
         assert readings[name] == words
         assert scored["accuracy"][name] == accuracy_of(words, labels)
     ocr_only = QuantSetting("ocr", 4)
-    _, quantized_ocr = quantized_pipeline(session, ocr_only, TINY)
     setting_images = pipelines.setting_images(session, ocr_only, TINY, sr_model, test)
     assert all(torch.equal(setting_images[name], images[name]) for name in test)
     sr_only = QuantSetting("sr", 2, "minmax")
