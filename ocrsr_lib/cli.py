@@ -309,7 +309,9 @@ def weights_list_command(args: argparse.Namespace, session: Session) -> int:
 
 def weights_build_command(args: argparse.Namespace, session: Session) -> int:
     """Train the profile's shipped runs (all, or those named) in dependency order with their
-    recipes, shipped files ignored, and write each as a shipped file with its manifest."""
+    recipes, their shipped files ignored, and write each as a shipped file with its manifest;
+    runs they depend on but that are not named come from the cache or from current shipped
+    files (OCRSR_RETRAIN=1: trained too)."""
     order = build_order(session, args.recipes)
     print(f"building {len(order)} shipped runs in this order: {', '.join(order)}")
     seconds = 0.0
@@ -502,7 +504,6 @@ def add_weights_commands(commands: argparse._SubParsersAction) -> None:
         parser.add_argument("--debug", action="store_true", help="show the full traceback")
         parser.set_defaults(run=command, seed=0, textzoom=None, official=None, skip_corrupt=False)
     listing.set_defaults(device="cpu")
-    build.set_defaults(retrain=True)
 
 
 def error_message(error: BaseException) -> str:

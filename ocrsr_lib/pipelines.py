@@ -24,6 +24,7 @@ from ocrsr_lib.evaluation import (
     with_average,
 )
 from ocrsr_lib.metrics import psnr
+from ocrsr_lib.models import idle_parameter_names
 from ocrsr_lib.models.cdistnet import CDistNet
 from ocrsr_lib.models.upscale_batch import upscale_batch
 from ocrsr_lib.quant.apply import QuantizedModel, quantize_model, weight_error
@@ -31,6 +32,8 @@ from ocrsr_lib.quant.layers import EDGE_POLICIES, LAYER_GROUPS, PAPER_GROUPS, qu
 from ocrsr_lib.quant.quantizers import QuantSpec
 from ocrsr_lib.quant.size import ModelSize, theoretical_size
 from ocrsr_lib.runs import recipe_for, run_key, trained
+from ocrsr_lib.runs.data import text_train_and_validation
+from ocrsr_lib.runs.sr import evaluation_identity
 
 BEAM_SIZE = 10  # the paper configuration's beam width, used for every reported reading
 
@@ -56,8 +59,13 @@ class BeamReader(nn.Module):
 
 
 def images_key(session: Session, images: str) -> str:
-    """An image source as a key part: "hr", "bicubic", "lr", or the SR run's key."""
-    return images if images in IMAGE_SOURCES else f"{images}-{run_key(session, images)}"
+    """An image source as a key part: "hr", "bicubic", "lr", or the SR run's key (marked when
+    its STN rectifies at evaluation)."""
+    if images in IMAGE_SOURCES:
+        return images
+    identity = evaluation_identity(session, images)
+    rectified = "-stn" if identity["stn_at_evaluation"] else ""
+    return f"{images}-{identity['run']}{rectified}"
 
 
 def readings_artifact(
@@ -127,7 +135,7 @@ def sr_images(session: Session, name: str) -> dict[str, torch.Tensor]:
             for split, data in scoring_splits(session).items()
         }
 
-    parts = {"sr": run_key(session, name), "test_words": session.profile.test_words}
+    parts = {"sr": images_key(session, name), "test_words": session.profile.test_words}
     return session.cache.get_or_compute("tables", f"sr-images-{name}", parts, compute)
 
 
@@ -208,7 +216,8 @@ def quantize_target(
     """The model quantized by `setting` (an empty plan, i.e. unchanged, if not targeted)."""
     targeted = setting.targets("ocr" if kind == "cdistnet" else "sr")
     chosen = PAPER_GROUPS[kind] if groups is None else groups
-    plan = quantization_plan(model, chosen, setting.bits, setting.edges) if targeted else {}
+    idle = idle_parameter_names(kind, model)
+    plan = quantization_plan(model, chosen, setting.bits, setting.edges, idle) if targeted else {}
     return quantize_model(
         model,
         plan,
@@ -216,6 +225,7 @@ def quantize_target(
         setting.granularity,
         setting.bias_correction,
         setting.bit_allocation,
+        idle,
     )
 
 
@@ -241,27 +251,43 @@ def quantized_pipeline(
     return quantize_pipeline(session, setting, pipeline, pipeline_models(session, pipeline))
 
 
+# what an evaluation reads: the scored test splits (what is reported), or the validation words
+# held out of the training split (what every choice, such as Table 2's bit widths, is made on)
+EVALUATION_DATA = ("test", "validation")
+
+
+def evaluation_splits(session: Session, data: str, words: int | None) -> dict[str, Dataset]:
+    """The splits an evaluation of `data` reads, each cut to its first `words` (all if None)."""
+    if data == "test":
+        splits = scoring_splits(session)
+    elif data == "validation":
+        splits = {"validation": text_train_and_validation(session)[1]}
+    else:
+        raise ValueError(f"unknown evaluation data {data!r}; choose one of {EVALUATION_DATA}")
+    return {name: first_items(split, words) for name, split in splits.items()}
+
+
 def evaluation_artifact(
-    session: Session, setting: QuantSetting, pipeline: Pipeline, beam: int, words: int | None
+    session: Session,
+    setting: QuantSetting,
+    pipeline: Pipeline,
+    beam: int,
+    words: int | None,
+    data: str = "test",
 ) -> tuple[str, str, dict]:
-    """(kind, name, key parts) of a cached evaluation: the setting, both runs, the beam and the
-    words read determine it."""
+    """(kind, name, key parts) of a cached evaluation: the setting, both runs, the beam, the
+    data and the words read determine it."""
     parts = {
         "setting": asdict(setting),
-        "sr": run_key(session, pipeline.sr),
+        "sr": images_key(session, pipeline.sr),
         "ocr": run_key(session, pipeline.ocr),
         "beam": beam,
         "words": words,
         "test_words": session.profile.test_words,
     }
+    if data != "test":  # test evaluations keep their earlier cache names
+        parts["data"] = data
     return "tables", f"quantized-{pipeline.sr}", parts
-
-
-def evaluation_file(
-    session: Session, setting: QuantSetting, pipeline: Pipeline, beam: int, words: int | None
-) -> Path:
-    """Where `evaluate_setting` caches its result."""
-    return session.cache.file(*evaluation_artifact(session, setting, pipeline, beam, words))
 
 
 def setting_images(
@@ -269,14 +295,15 @@ def setting_images(
     setting: QuantSetting,
     pipeline: Pipeline,
     sr_model: nn.Module,
-    test: dict[str, Dataset],
+    splits: dict[str, Dataset],
+    data: str = "test",
 ) -> dict[str, torch.Tensor]:
-    """The SR images of each test split under `setting`: the float model's cached ones
-    (`sr_images`) when the setting leaves the SR model float, else the quantized model's."""
-    if not setting.targets("sr"):
+    """The SR images of each split under `setting`: on test, the float model's cached ones
+    (`sr_images`) when the setting leaves the SR model float; else computed."""
+    if not setting.targets("sr") and data == "test":
         cached = sr_images(session, pipeline.sr)
-        return {name: cached[name][: len(split)] for name, split in test.items()}
-    return {name: upscale_split(sr_model, split, session.device) for name, split in test.items()}
+        return {name: cached[name][: len(split)] for name, split in splits.items()}
+    return {name: upscale_split(sr_model, split, session.device) for name, split in splits.items()}
 
 
 def setting_readings(
@@ -287,10 +314,12 @@ def setting_readings(
     images: dict[str, torch.Tensor],
     beam: int,
     words: int | None,
+    data: str = "test",
 ) -> dict[str, list[str]]:
     """What the pipeline's CDistNet reads in `images` under `setting`: the float pipeline's
-    cached readings (`cdistnet_readings`) when nothing is quantized and every word is read."""
-    if setting.target == "none" and words is None:
+    cached readings (`cdistnet_readings`) when nothing is quantized and every test word is
+    read."""
+    if setting.target == "none" and words is None and data == "test":
         return cdistnet_readings(session, pipeline.ocr, pipeline.sr, beam)
     reader = BeamReader(ocr_model, beam)
     return {name: read_image_stack(reader, stack, session.device) for name, stack in images.items()}
@@ -307,9 +336,12 @@ def evaluate_setting(
     pipeline: Pipeline = EDSR_PIPELINE,
     beam: int = 1,
     words: int | None = None,
+    data: str = "test",
 ) -> dict:
-    """PSNR, accuracy per difficulty and average, size (megabits and megabytes) and relative
-    weight error of the pipeline under `setting`; computed once, then read from the cache.
+    """PSNR, accuracy per difficulty and average, size (megabits and megabytes: the paper's
+    theoretical size of every stored parameter, and of those that run), quantized and idle
+    parameter counts, and relative weight error of the pipeline under `setting`, on the test
+    splits or the validation words (`data`); computed once, then read from the cache.
 
     Explained in chapter 5.
     """
@@ -317,13 +349,14 @@ def evaluate_setting(
     def compute() -> dict:
         models = pipeline_models(session, pipeline)
         sr, ocr = quantize_pipeline(session, setting, pipeline, models)
-        test = {name: first_items(split, words) for name, split in scoring_splits(session).items()}
-        images = setting_images(session, setting, pipeline, sr.model, test)
-        read = setting_readings(session, setting, pipeline, ocr.model, images, beam, words)
+        test = evaluation_splits(session, data, words)
+        images = setting_images(session, setting, pipeline, sr.model, test, data)
+        read = setting_readings(session, setting, pipeline, ocr.model, images, beam, words, data)
         psnr_values = torch.cat(
             [psnr(images[name], hr_stack(split)) for name, split in test.items()]
         )
         size: ModelSize = sr.size() + ocr.size()
+        running: ModelSize = sr.running_size() + ocr.running_size()
         return {
             "psnr": psnr_values.mean().item(),
             "accuracy": with_average(
@@ -335,13 +368,23 @@ def evaluate_setting(
             ),
             "megabits": size.megabits,
             "megabytes": size.megabytes,
+            "running_megabits": running.megabits,
+            "running_megabytes": running.megabytes,
+            "quantized_parameters": sum(
+                weight.values().numel() for part in (sr, ocr) for weight in part.weights.values()
+            ),
+            "idle_parameters": sum(
+                dict(part.model.named_parameters())[name].numel()
+                for part in (sr, ocr)
+                for name in part.idle
+            ),
             "weight_error": {
                 "sr": weight_error(models[0], sr),
                 "ocr": weight_error(models[1], ocr),
             },
         }
 
-    artifact = evaluation_artifact(session, setting, pipeline, beam, words)
+    artifact = evaluation_artifact(session, setting, pipeline, beam, words, data)
     return session.cache.get_or_compute(*artifact, compute)
 
 

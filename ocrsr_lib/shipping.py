@@ -9,7 +9,6 @@ from __future__ import annotations
 import shlex
 import subprocess
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -105,16 +104,17 @@ def git(*arguments: str) -> str:
 
 
 def ship_run(session: Session, name: str, command: str) -> Path:
-    """Train the run with its recipe (or read it from the cache; shipped files are ignored),
-    write it as a shipped file with its manifest (tensors at the profile's weight storage, the
-    ones the forward never reads left out), and remove the recipe's older shipped files."""
+    """Train the run with its recipe (or read it from the cache; its shipped files are ignored,
+    the runs it depends on come from the cache or from current shipped files, which are those
+    recipes' own runs), write it as a shipped file with its manifest (tensors at the profile's
+    weight storage, the ones the forward never reads left out), and remove the recipe's older
+    shipped files."""
     if session.official:
         raise ValueError(
             f"shipped weights are made by the recipes alone, not from official files "
             f"({', '.join(session.official)}): unset OCRSR_OFFICIAL"
         )
-    session = replace(session, retrain=True)
-    run = trained(session, name)
+    run = trained(session, name, use_shipped=False)
     if run.result.device and torch.device(run.result.device).type != session.device.type:
         raise ValueError(
             f"the cached run {run.checkpoint} was trained on {run.result.device}, not on "

@@ -11,6 +11,7 @@ from ocrsr_lib.models import (
     create_model,
     parameter_count,
     set_stn_at_eval,
+    stn_runs_at_evaluation,
     upscale_batch,
 )
 from ocrsr_lib.models.edsr import EDSR, EDSR_CONFIGS, EDSRConfig
@@ -20,6 +21,7 @@ from ocrsr_lib.models.stn import (
     TPSSpatialTransformer,
     control_point_grid,
 )
+from ocrsr_lib.runs.sr import SR_RECIPES, build
 
 
 def test_parameter_count_counts_frozen_parameters_unless_asked():
@@ -175,3 +177,24 @@ def test_upscale_batch_gives_the_models_output_and_leaves_the_weights_as_they_ar
     assert got.shape == expected.shape == (4, 3, 32, 128)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     assert all(parameter.is_contiguous() for parameter in model.parameters())
+
+
+@pytest.mark.parametrize("name", ["stn-edsr", "tbsrn"])
+def test_the_stn_keeps_a_channels_last_batch_channels_last_and_the_default_layout_default(name):
+    torch.manual_seed(0)
+    model = create_model(name, "demo", stn_at_eval=True).eval()
+    lr = torch.rand(2, 3, 16, 64)
+    with torch.no_grad():
+        channels_last = model.stn(lr.contiguous(memory_format=torch.channels_last))
+        default = model.stn(lr)
+        expected, got = model(lr), upscale_batch(model, lr)
+    assert channels_last.is_contiguous(memory_format=torch.channels_last)
+    assert default.is_contiguous() and not default.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(channels_last, default)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_trained_sr_runs_rectify_at_evaluation_as_the_paper_does():
+    for name, recipe in SR_RECIPES["demo"].items():
+        model = build(recipe)
+        assert stn_runs_at_evaluation(model) == (recipe.model != "edsr"), name

@@ -14,13 +14,17 @@ from ocrsr_lib.pipelines import (
     Pipeline,
     QuantSetting,
     evaluate_setting,
-    evaluation_file,
     float_size,
     quantized_pipeline,
 )
 from ocrsr_lib.runs import CDISTNET_RECIPES, SR_RECIPES, trained
 
 TINY = Pipeline(sr="stn-edsr", ocr="finetune-stn-edsr")
+
+
+def evaluated_file(session, *arguments):
+    """Where `evaluate_setting` caches the evaluation of these arguments."""
+    return session.cache.file(*pipelines.evaluation_artifact(session, *arguments))
 
 
 def test_settings_quantize_only_their_target(tiny_cdistnet):
@@ -46,7 +50,7 @@ def test_evaluation_reports_table_2_columns_and_is_cached(tiny_cdistnet):
     low = evaluate_setting(session, QuantSetting("sr+ocr", 2, "minmax"), TINY, words=2)
     assert low["megabits"] < full["megabits"] and low["megabytes"] == low["megabits"] / 8
     assert 0 < low["weight_error"]["sr"] and 0 < low["weight_error"]["ocr"]
-    path = evaluation_file(session, QuantSetting("sr+ocr", 2, "minmax"), TINY, 1, 2)
+    path = evaluated_file(session, QuantSetting("sr+ocr", 2, "minmax"), TINY, 1, 2)
     assert path.is_file()
     assert evaluate_setting(session, QuantSetting("sr+ocr", 2, "minmax"), TINY, words=2) == low
 
@@ -146,3 +150,39 @@ def test_a_profile_with_fewer_test_words_scores_only_those(tiny_cdistnet):
     assert [len(words) for words in readings.values()] == [2, 2, 2]
     full = pipelines.readings_file(tiny_cdistnet, "finetune-hr", "hr", 1)
     assert pipelines.readings_file(session, "finetune-hr", "hr", 1) != full
+
+
+def test_a_validation_evaluation_reads_the_held_out_training_words_and_never_test(
+    tiny_cdistnet, monkeypatch
+):
+    session = tiny_cdistnet
+
+    def no_test(*args):
+        raise AssertionError("a validation evaluation read the test splits")
+
+    validation = pipelines.text_train_and_validation(session)[1]
+    monkeypatch.setattr(pipelines, "scoring_splits", no_test)
+    monkeypatch.setattr(pipelines, "sr_images", no_test)
+    monkeypatch.setattr(pipelines, "cdistnet_readings", no_test)
+    for setting in (QuantSetting("none"), QuantSetting("sr+ocr", 3)):
+        result = evaluate_setting(session, setting, TINY, data="validation")
+        assert set(result["accuracy"]) == {"validation", "average"}
+        assert result["accuracy"]["validation"] == result["accuracy"]["average"]
+    words = evaluate_setting(session, QuantSetting("ocr", 4), TINY, words=3, data="validation")
+    assert 0 <= words["accuracy"]["average"] <= 1 and len(validation) > 3
+    test_file = evaluated_file(session, QuantSetting("none"), TINY, 1, None)
+    assert evaluated_file(session, QuantSetting("none"), TINY, 1, None, "validation") != test_file
+    with pytest.raises(ValueError, match="unknown evaluation data 'train'"):
+        pipelines.evaluation_splits(session, "train", None)
+
+
+def test_sizes_count_idle_weights_apart_and_plans_never_hold_them(tiny_cdistnet):
+    session = tiny_cdistnet
+    result = evaluate_setting(session, QuantSetting("sr+ocr", 4), TINY, words=2)
+    sr, ocr = quantized_pipeline(session, QuantSetting("sr+ocr", 4), TINY)
+    idle = sum(dict(ocr.model.named_parameters())[name].numel() for name in ocr.idle)
+    assert ocr.idle and not (ocr.idle & set(ocr.plan)) and not sr.idle  # the STN runs
+    assert result["idle_parameters"] == idle
+    assert result["running_megabits"] == pytest.approx(result["megabits"] - idle * 32 / 1e6)
+    planned = sum(weight.values().numel() for part in (sr, ocr) for weight in part.weights.values())
+    assert result["quantized_parameters"] == planned

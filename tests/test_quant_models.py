@@ -6,10 +6,30 @@ import pytest
 import torch
 from torch import nn
 
-from ocrsr_lib.models import EDSR, EDSR_CONFIGS, TBSRN, TBSRN_CONFIGS, RectifiedSR
-from ocrsr_lib.models.cdistnet import CDISTNET_CONFIGS, CDistNet
+from ocrsr_lib.models import (
+    EDSR,
+    EDSR_CONFIGS,
+    TBSRN,
+    TBSRN_CONFIGS,
+    RectifiedSR,
+    create_model,
+    idle_parameter_names,
+    unused_tensor_names,
+)
+from ocrsr_lib.models.cdistnet import (
+    CDISTNET_CONFIGS,
+    CDistNet,
+    encode_targets,
+    to_cdistnet_input,
+)
 from ocrsr_lib.quant.apply import quantize_model, weight_error
-from ocrsr_lib.quant.layers import LAYER_GROUPS, PAPER_GROUPS, group_of, quantization_plan
+from ocrsr_lib.quant.layers import (
+    LAYER_GROUPS,
+    PAPER_GROUPS,
+    group_of,
+    groups_in,
+    quantization_plan,
+)
 from ocrsr_lib.quant.packing import load_packed, pack_bits, save_packed, unpack_bits
 from ocrsr_lib.quant.size import theoretical_size
 
@@ -150,3 +170,64 @@ def test_a_checkpoint_that_is_not_packed_is_refused(tmp_path):
     torch.save({"weights": torch.zeros(1)}, tmp_path / "plain.pt")
     with pytest.raises(ValueError, match="not a packed ocrsr checkpoint"):
         load_packed(conv_model(), tmp_path / "plain.pt")
+
+
+def perturbed_outputs_differ(model: nn.Module, name: str, run) -> bool:
+    """Whether adding noise to parameter `name` changes the model's output."""
+    parameter = dict(model.named_parameters())[name]
+    before = run(model)
+    kept = parameter.detach().clone()
+    with torch.no_grad():
+        parameter.add_(torch.randn_like(parameter) * (kept.abs().mean() + 0.1))
+        changed = not torch.allclose(run(model), before, rtol=0, atol=1e-7)
+        parameter.copy_(kept)
+    return changed
+
+
+@pytest.mark.parametrize(
+    "kind, options",
+    [
+        ("stn-edsr", {"stn_at_eval": True}),
+        ("stn-edsr", {"stn_at_eval": False}),
+        ("tbsrn", {"stn_at_eval": True}),
+        ("tbsrn", {"stn_at_eval": False}),
+        ("cdistnet", {}),
+    ],
+)
+def test_a_plan_holds_every_used_weight_and_never_one_the_forward_ignores(kind, options):
+    torch.manual_seed(0)
+    model = create_model(kind, "demo", **options).eval()
+    with torch.no_grad():  # the STN's last layer starts at zero: make every path live
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    if kind == "cdistnet":
+        images, targets = to_cdistnet_input(torch.rand(2, 3, 32, 128)), encode_targets(["ab", "c"])
+        run = lambda network: network(images, targets)  # noqa: E731
+    else:
+        lr = torch.rand(2, 3, 16, 64)
+        run = lambda network: network(lr)  # noqa: E731
+    idle = idle_parameter_names(kind, model)
+    plan = quantization_plan(model, groups_in(model), 4, idle=idle)
+    with torch.no_grad():
+        assert plan and all(perturbed_outputs_differ(model, name, run) for name in plan)
+        assert not any(perturbed_outputs_differ(model, name, run) for name in idle)
+    grouped = {name for name, _ in model.named_parameters() if group_of(name)}
+    assert grouped - idle == set(plan)  # every grouped weight that runs is planned
+    if kind != "cdistnet" and not options["stn_at_eval"]:
+        assert idle and all(name.startswith("stn.") for name in idle)
+    elif kind == "cdistnet":
+        assert idle == set(unused_tensor_names("cdistnet", model))
+    else:
+        assert not idle
+
+
+def test_idle_parameters_are_refused_in_a_plan_and_counted_apart_in_sizes():
+    model = create_model("stn-edsr", "demo").eval()  # STN off at evaluation: its weights idle
+    idle = idle_parameter_names("stn-edsr", model)
+    stn_weight = "stn.stn_head.stn_fc2.weight"
+    with pytest.raises(ValueError, match="never read.*stn_fc2"):
+        quantize_model(model, {stn_weight: 4}, idle=idle)
+    quantized = quantize_model(model, {"sr.head.0.weight": 4}, idle=idle)
+    idle_bits = sum(p.numel() * 32 for n, p in model.named_parameters() if n.startswith("stn."))
+    assert quantized.idle_size().bits == idle_bits
+    assert quantized.running_size().bits == quantized.size().bits - idle_bits

@@ -1,5 +1,6 @@
 """The results chapter's rules and tables: Table 2's selection, paired verdicts, Markdown."""
 
+from ocrsr_lib import results
 from ocrsr_lib.results import (
     AcceptanceRule,
     Comparison,
@@ -35,7 +36,59 @@ def test_smallest_acceptable_bits_takes_the_fewest_accepted_width():
     assert smallest_acceptable_bits(REFERENCE, sweep, method="minmax") == 3
     strict = AcceptanceRule(accuracy_points=0.1, psnr_db=0.01)
     assert smallest_acceptable_bits(REFERENCE, sweep, rule=strict) == 8
-    assert smallest_acceptable_bits(REFERENCE, {}) == 8
+    assert smallest_acceptable_bits(REFERENCE, {}) is None  # nothing accepted: no silent 8
+    lossy = {("sr+ocr", "aciq-mix", bits): evaluation(0.5, 19.0) for bits in range(2, 9)}
+    assert smallest_acceptable_bits(REFERENCE, lossy) is None
+
+
+def recorded_evaluations(monkeypatch, accuracies: dict) -> list:
+    """Replace results.evaluate_setting by one that records its calls and answers from
+    `accuracies` ((target, bits, data) -> accuracy; PSNR always 20 dB)."""
+    calls = []
+
+    def evaluate(session, setting, pipeline, beam=1, words=None, data="test"):
+        calls.append((setting.target, setting.bits, beam, data, pipeline.sr))
+        key = (setting.target, None if setting.target == "none" else setting.bits, data)
+        result = evaluation(accuracies.get(key, 0.0), 20.0)
+        return {**result, "megabits": 8.0, "running_megabits": 6.0, "megabytes": 1.0}
+
+    monkeypatch.setattr(results, "evaluate_setting", evaluate)
+    monkeypatch.setattr(results, "progress_bar", lambda items, desc: items)
+    return calls
+
+
+def test_bit_widths_are_chosen_on_validation_words_only(monkeypatch):
+    accuracies = {("none", None, "validation"): 0.70, ("sr", 4, "validation"): 0.695}
+    accuracies |= {("ocr", bits, "validation"): 0.70 for bits in (8, 7, 6)}
+    accuracies |= {("sr+ocr", 2, "test"): 0.70}  # test is never looked at
+    calls = recorded_evaluations(monkeypatch, accuracies)
+    chosen = results.chosen_bit_widths(None, results.EDSR_PIPELINE)
+    assert chosen == {"sr": 4, "ocr": 6, "sr+ocr": None}
+    assert calls and all(data == "validation" for *_, data, _ in calls)
+    assert {bits for target, bits, *_ in calls if target == "sr"} == set(range(2, 9))
+
+
+def test_table_2_has_eight_rows_read_on_test_with_beam_10_and_says_when_none_passes(monkeypatch):
+    accuracies = {("none", None, "validation"): 0.70, ("sr", 5, "validation"): 0.70}
+    accuracies |= {("ocr", 8, "validation"): 0.70, ("ocr", 3, "validation"): 0.70}
+    calls = recorded_evaluations(monkeypatch, accuracies)
+    rows = results.table_2(None)
+    assert [(row.model, row.target, row.bits) for row in rows] == [
+        (model, target, bits)
+        for model in ("TBSRN", "EDSR")
+        for target, bits in (("none", None), ("sr", 5), ("ocr", 3), ("sr+ocr", None))
+    ]
+    assert all(row.result is None for row in rows if row.target == "sr+ocr")
+    assert (
+        rows[1].name == "TBSRN + CDistNet, SR" and rows[4].name == "EDSR + CDistNet, not quantized"
+    )
+    test_calls = [call for call in calls if call[3] == "test"]
+    assert sorted(call[:3] for call in test_calls) == sorted(
+        [("none", 8, 10), ("sr", 5, 10), ("ocr", 3, 10)] * 2
+    )
+    text = results.table_2_markdown(rows)
+    assert text.count("none accepted") == 2 and "EDSR + CDistNet, SR+OCR | none accepted" in text
+    assert "| 7 | 21.41 | 71.28 | 1329.20 |" in text  # the paper's row beside ours
 
 
 def test_a_claim_reproduces_with_the_papers_sign_beyond_noise():

@@ -298,6 +298,12 @@ def test_weights_build_and_list_commands(tiny_demo_profile, tmp_path, monkeypatc
     [manifest] = [m for m in shipping.shipped_manifests("demo") if m["recipe"] == "edsr-natural"]
     assert manifest["key"] == runs.run_key(setup("demo", verbose=False), "edsr-natural")
     assert len(list(tiny_demo_profile.glob("*.safetensors"))) == 2  # the old one replaced
+    # building one run on an empty cache reads what it starts from from the current shipped file
+    use_empty_cache(tmp_path, monkeypatch, "one-run-cache")
+    assert main(["weights", "build", "--profile", "demo", "stn-edsr"]) == 0
+    built = {path.name.split("-")[1] for path in (tmp_path / "one-run-cache").rglob("sr-*.pt")}
+    assert built == {"stn"}, built  # stn-edsr trained; edsr-natural not retrained
+    use_empty_cache(tmp_path, monkeypatch, "build-cache")
     monkeypatch.setitem(shipping.SHIPPED_RUNS, "demo", ("edsr-natural",))
     assert main(["weights", "build", "--profile", "demo"]) == 0
     assert "no longer shipped" in capsys.readouterr().out
@@ -337,7 +343,7 @@ def test_every_training_command_takes_retrain():
         ["check-precision"],
     ):
         assert parser.parse_args([*command, "--retrain"]).retrain, command
-    assert parser.parse_args(["weights", "build"]).retrain
+    assert not hasattr(parser.parse_args(["weights", "build"]), "retrain")  # OCRSR_RETRAIN decides
 
 
 def real_session(profile: str, tmp_path, monkeypatch, retrain: bool = False):

@@ -16,7 +16,12 @@ from ocrsr_lib.models.guide import (
     encode_labels,
     to_recognizer_input,
 )
-from ocrsr_lib.models.rectified import RectifiedSR, set_stn_at_eval
+from ocrsr_lib.models.rectified import (
+    RectifiedSR,
+    idle_parameter_names,
+    set_stn_at_eval,
+    stn_runs_at_evaluation,
+)
 from ocrsr_lib.models.registry import (
     OFFICIAL_REFERENCES,
     create_model,
@@ -62,6 +67,8 @@ __all__ = [
     "register_converter",
     "register_model",
     "set_stn_at_eval",
+    "stn_runs_at_evaluation",
+    "idle_parameter_names",
     "to_recognizer_input",
     "unused_tensor_names",
     "upscale_batch",

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ocrsr_lib.models.edsr import EDSR, EDSR_CONFIGS, EDSRConfig
-from ocrsr_lib.models.registry import register_model
+from ocrsr_lib.models.registry import register_model, unused_tensor_names
 from ocrsr_lib.models.stn import STN_CONFIGS, SpatialTransformer, STNConfig
 from ocrsr_lib.models.tbsrn import TBSRN
 
@@ -47,6 +47,27 @@ def set_stn_at_eval(model: nn.Module, enabled: bool) -> nn.Module:
     else:
         raise ValueError(f"{type(model).__name__} has no spatial transformer to switch")
     return model
+
+
+def stn_runs_at_evaluation(model: nn.Module) -> bool:
+    """Whether a model's STN (if it has one) rectifies in eval mode."""
+    if isinstance(model, RectifiedSR):
+        return model.stn_at_eval
+    if isinstance(model, TBSRN) and model.stn is not None:
+        return model.config.stn_at_eval
+    return False
+
+
+def idle_parameter_names(name: str, model: nn.Module) -> set[str]:
+    """Parameters of `model` (registered as `name`) that its eval-mode forward never reads: the
+    ones the model declares unused, and its STN's when the STN runs in training only. A
+    quantization plan leaves them out; sizes count them apart."""
+    parameters = {parameter for parameter, _ in model.named_parameters()}
+    idle = parameters & set(unused_tensor_names(name, model))
+    stn = getattr(model, "stn", None)
+    if isinstance(stn, nn.Module) and not stn_runs_at_evaluation(model):
+        idle |= {f"stn.{parameter}" for parameter, _ in stn.named_parameters()}
+    return idle
 
 
 @dataclass(frozen=True)

@@ -199,4 +199,9 @@ class SpatialTransformer(nn.Module):
         self.tps = TPSSpatialTransformer(output_size)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.tps(images, self.stn_head(images))
+        """The rectified images, in the input's memory layout (channels-last stays
+        channels-last, so the SR network behind runs as fast as without the STN)."""
+        rectified = self.tps(images, self.stn_head(images))
+        if images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous():
+            return rectified.contiguous(memory_format=torch.channels_last)
+        return rectified

@@ -81,10 +81,15 @@ def group_of(name: str) -> str | None:
 
 
 def quantization_plan(
-    model: nn.Module, groups: Iterable[str], bits: int, edges: str = "8bit"
+    model: nn.Module,
+    groups: Iterable[str],
+    bits: int,
+    edges: str = "8bit",
+    idle: Iterable[str] = (),
 ) -> dict[str, int]:
-    """Parameter name -> bit width for every weight of the chosen groups; the model's first and
-    last grouped weights follow the `edges` policy.
+    """Parameter name -> bit width for every weight of the chosen groups that the forward uses
+    (`idle` names those it never reads: `models.idle_parameter_names`); the first and last of
+    the used grouped weights follow the `edges` policy.
 
     Explained in chapter 5.
     """
@@ -95,7 +100,12 @@ def quantization_plan(
     if edges not in EDGE_POLICIES:
         raise ValueError(f"unknown edge policy {edges!r}; choose one of {EDGE_POLICIES}")
     check_bits(bits)
-    grouped = [name for name, _ in model.named_parameters() if group_of(name) is not None]
+    idle = set(idle)
+    grouped = [
+        name
+        for name, _ in model.named_parameters()
+        if group_of(name) is not None and name not in idle
+    ]
     edge_names = {grouped[0], grouped[-1]} if grouped else set()
     plan = {}
     for name in grouped:

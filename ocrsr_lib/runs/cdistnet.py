@@ -25,8 +25,9 @@ from ocrsr_lib.data.scene_text import SceneTextDataset
 from ocrsr_lib.evaluation import IMAGE_SOURCES, images_for_reading, word_accuracy
 from ocrsr_lib.models import create_model, model_sizes
 from ocrsr_lib.models.cdistnet import PAD, encode_targets, to_cdistnet_input
-from ocrsr_lib.runs.core import Family, register_family, run_key, trained
+from ocrsr_lib.runs.core import Family, register_family, trained
 from ocrsr_lib.runs.data import text_fingerprint, text_train_and_validation
+from ocrsr_lib.runs.sr import evaluation_identity
 from ocrsr_lib.train import BatchLoss, TrainConfig, TrainResult, train_model
 
 
@@ -175,11 +176,16 @@ def training_data(session: Session, recipe: CDistNetRecipe) -> tuple[Dataset, Da
 
 
 def key_parts(session: Session, recipe: CDistNetRecipe) -> dict:
-    """The training words' identity (TextZoom, plus any scene-text roots) and the key of the
-    SR run whose images it reads."""
+    """The training words' identity (TextZoom, plus any scene-text roots), the key of the SR
+    run whose images it reads and whether that run's STN rectifies them."""
     roots = [str(root.resolve()) for root in session.scene_text] if recipe.data != "text" else []
-    images = None if recipe.images in IMAGE_SOURCES else run_key(session, recipe.images)
-    return {"data": ":".join([text_fingerprint(session), *roots]), "images": images}
+    parts = {"data": ":".join([text_fingerprint(session), *roots]), "images": None}
+    if recipe.images not in IMAGE_SOURCES:
+        identity = evaluation_identity(session, recipe.images)
+        parts["images"] = identity["run"]
+        if identity["stn_at_evaluation"]:  # images rectified by the STN: other images
+            parts["stn_at_evaluation"] = True
+    return parts
 
 
 def image_source(session: Session, images: str) -> str | nn.Module:

@@ -195,11 +195,11 @@ def shipped_file(session: Session, name: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def trained(session: Session, name: str) -> Run:
+def trained(session: Session, name: str, use_shipped: bool = True) -> Run:
     """The recipe's model: read from the cache, else loaded from the weights shipped with the
-    package for its key (unless the session retrains), else trained now (resuming an
-    interrupted run, training what it starts from first); or the official checkpoint the
-    session names.
+    package for its key (unless the session retrains or `use_shipped` is off for this run, as
+    when it is being built for shipping), else trained now (resuming an interrupted run,
+    training what it starts from first); or the official checkpoint the session names.
 
     Explained in chapter 2.
     """
@@ -211,7 +211,7 @@ def trained(session: Session, name: str) -> Run:
     path = checkpoint_path(session, name)
     torch.manual_seed(recipe.train.seed)  # the same initial weights whatever ran before
     model = family.build(recipe)
-    shipped = None if path.exists() else shipped_file(session, name)
+    shipped = None if path.exists() or not use_shipped else shipped_file(session, name)
     if shipped is not None:
         result = load_shipped(model, shipped, run_key(session, name))
         round_to_storage(model.to(session.device).eval(), session.profile.weight_storage)

@@ -15,7 +15,7 @@ from ocrsr_lib.config import Session
 from ocrsr_lib.data.natural import NaturalImagePairs
 from ocrsr_lib.losses import TextFocusLoss, TextFocusWeights
 from ocrsr_lib.models import RectifiedSR, create_model, model_sizes
-from ocrsr_lib.runs.core import Family, Run, register_family, run_key, trained
+from ocrsr_lib.runs.core import Family, Run, recipe_for, register_family, run_key, trained
 from ocrsr_lib.runs.data import VALIDATION_PAIRS, text_fingerprint, text_train_and_validation
 from ocrsr_lib.runs.guide import guide_weight_table
 from ocrsr_lib.train import LossFunction, TrainConfig, TrainResult, l1_loss, mse_loss, train_sr
@@ -29,6 +29,10 @@ TEXT_FOCUS_TERMS: dict[str, TextFocusWeights] = {
     "text-focus": TextFocusWeights(),
 }
 DATA = ("text", "natural")
+# the paper's pipeline rectifies with the STN at test time too (the official TBSRN code only in
+# training); a trained SR run's model runs its STN in eval mode (chapter 2 measures both)
+STN_AT_EVALUATION = True
+RECTIFIED_MODELS = ("stn-edsr", "tbsrn")
 
 
 @dataclass(frozen=True)
@@ -130,8 +134,18 @@ SR_RECIPES: dict[str, dict[str, SRRecipe]] = {"demo": _demo_recipes(), "paper": 
 
 
 def build(recipe: SRRecipe) -> nn.Module:
-    """The recipe's fresh model (the STN rectifies at evaluation too only when asked)."""
+    """The recipe's fresh model; one with an STN runs it at evaluation too (`STN_AT_EVALUATION`:
+    training always runs it, so the weights do not depend on it)."""
+    if recipe.model in RECTIFIED_MODELS:
+        return create_model(recipe.model, recipe.size, stn_at_eval=STN_AT_EVALUATION)
     return create_model(recipe.model, recipe.size)
+
+
+def evaluation_identity(session: Session, name: str) -> dict:
+    """What decides an SR run's images at evaluation: its weights' key and whether its STN
+    runs (part of every cache key of SR images, readings of them, and readers trained on them)."""
+    rectified = recipe_for(session, name).model in RECTIFIED_MODELS
+    return {"run": run_key(session, name), "stn_at_evaluation": rectified and STN_AT_EVALUATION}
 
 
 def recipe_data(session: Session, recipe: SRRecipe) -> tuple[Dataset, dict[str, Dataset]]:
