@@ -3,6 +3,7 @@
 Chapters write `from ocrsr_lib.book import ...`, as d2l's chapters use `d2l.*`; the library's
 docstrings say which chapter explains a name. Nothing is defined here."""
 
+from ocrsr_lib.claims import claims_markdown
 from ocrsr_lib.config import setup
 from ocrsr_lib.costs import costs_markdown
 from ocrsr_lib.data import (
@@ -42,7 +43,7 @@ from ocrsr_lib.models import (
 from ocrsr_lib.models.cdistnet import beam_search, encode_targets, to_cdistnet_input
 from ocrsr_lib.models.guide import ALPHABET, attention_maps, encode_labels
 from ocrsr_lib.models.tbsrn import positional_encoding_2d
-from ocrsr_lib.paper import PAPER_TABLE_1, PAPER_TABLE_2, as_fractions
+from ocrsr_lib.paper import PAPER_TABLE_1, PAPER_TABLE_2, TEXTZOOM_BICUBIC_PSNR, as_fractions
 from ocrsr_lib.paper_scale import SCENE_TEXT_WORDS, stage_costs, utilisation
 from ocrsr_lib.pipelines import (
     BEAM_SIZE,
@@ -67,12 +68,12 @@ from ocrsr_lib.records import RESULTS, recorded_machine, recorded_rates
 from ocrsr_lib.results import (
     CHAPTER_SWEEP_WORDS,
     AcceptanceRule,
-    comparisons_markdown,
+    chosen_bit_widths,
     edsr_only_hard_words,
     figure_2,
+    paper_claims,
     quantization_sweep,
     smallest_acceptable_bits,
-    table_1_comparisons,
     table_1_markdown,
     table_2,
     table_2_markdown,
@@ -89,6 +90,7 @@ from ocrsr_lib.tables import format_accuracy, format_report, markdown_table, swe
 from ocrsr_lib.viz import image_grid, moving_average, use_book_style
 
 __all__ = [
+    "claims_markdown",
     "ALPHABET",
     "BEAM_SIZE",
     "DEGRADATIONS",
@@ -96,6 +98,7 @@ __all__ = [
     "OFFICIAL_REFERENCES",
     "PAPER_TABLE_1",
     "PAPER_TABLE_2",
+    "TEXTZOOM_BICUBIC_PSNR",
     "RESULTS",
     "SCENE_TEXT_WORDS",
     "TEST_DIFFICULTIES",
@@ -122,7 +125,8 @@ __all__ = [
     "checkpoint_path",
     "compare_precisions",
     "costs_markdown",
-    "comparisons_markdown",
+    "chosen_bit_widths",
+    "paper_claims",
     "create_model",
     "decoded_in_memory",
     "edsr_only_hard_words",
@@ -178,7 +182,6 @@ __all__ = [
     "stage_costs",
     "synthesize_pair",
     "table_1",
-    "table_1_comparisons",
     "table_1_markdown",
     "table_2",
     "table_2_markdown",

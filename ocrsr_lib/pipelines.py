@@ -24,16 +24,16 @@ from ocrsr_lib.evaluation import (
     with_average,
 )
 from ocrsr_lib.metrics import psnr
-from ocrsr_lib.models import idle_parameter_names
+from ocrsr_lib.models import JointSR, idle_parameter_names
 from ocrsr_lib.models.cdistnet import CDistNet
 from ocrsr_lib.models.upscale_batch import upscale_batch
 from ocrsr_lib.quant.apply import QuantizedModel, quantize_model, weight_error
 from ocrsr_lib.quant.layers import EDGE_POLICIES, LAYER_GROUPS, PAPER_GROUPS, quantization_plan
 from ocrsr_lib.quant.quantizers import QuantSpec
 from ocrsr_lib.quant.size import ModelSize, theoretical_size
-from ocrsr_lib.runs import recipe_for, run_key, trained
+from ocrsr_lib.runs import run_key, trained
 from ocrsr_lib.runs.data import text_train_and_validation
-from ocrsr_lib.runs.sr import evaluation_identity
+from ocrsr_lib.runs.sr import evaluation_identity, sr_architecture
 
 BEAM_SIZE = 10  # the paper configuration's beam width, used for every reported reading
 
@@ -87,6 +87,18 @@ def readings_file(session: Session, name: str, images: str, beam_size: int = BEA
     return session.cache.file(*readings_artifact(session, name, images, beam_size))
 
 
+def sr_model_of(session: Session, name: str) -> nn.Module:
+    """The SR model of a trained run: an SR recipe's model, or a joint run's SR part."""
+    model = trained(session, name).model
+    return model.sr if isinstance(model, JointSR) else model
+
+
+def reader_of(session: Session, name: str) -> nn.Module:
+    """The CDistNet of a trained run: a CDistNet recipe's model, or a joint run's reader."""
+    model = trained(session, name).model
+    return model.ocr if isinstance(model, JointSR) else model
+
+
 def cdistnet_readings(
     session: Session, name: str, images: str, beam_size: int = BEAM_SIZE
 ) -> dict[str, list[str]]:
@@ -94,7 +106,7 @@ def cdistnet_readings(
     on each scored test split (`scoring_splits`), in split order; computed once, then cached."""
 
     def compute() -> dict:
-        reader = BeamReader(trained(session, name).model.to(session.device), beam_size)
+        reader = BeamReader(reader_of(session, name).to(session.device), beam_size)
         if images in IMAGE_SOURCES:
             return {
                 split: read_split(reader, data, images, session.device)[0]
@@ -129,7 +141,7 @@ def sr_images(session: Session, name: str) -> dict[str, torch.Tensor]:
     under the run's key, serves every reading, PSNR and figure of those images."""
 
     def compute() -> dict:
-        model = trained(session, name).model
+        model = sr_model_of(session, name)
         return {
             split: upscale_split(model, data, session.device)
             for split, data in scoring_splits(session).items()
@@ -169,6 +181,8 @@ class Pipeline:
 
 EDSR_PIPELINE = Pipeline()
 TBSRN_PIPELINE = Pipeline("tbsrn-text-focus", "finetune-tbsrn-text-focus")
+# one stage instead of two: SR model and CDistNet trained together (`runs.joint`)
+JOINT_PIPELINE = Pipeline("joint-stn-edsr-text-focus", "joint-stn-edsr-text-focus")
 PIPELINES = {"edsr": EDSR_PIPELINE, "tbsrn": TBSRN_PIPELINE}
 TARGETS = ("none", "sr", "ocr", "sr+ocr")
 
@@ -207,7 +221,7 @@ class QuantSetting:
 
 def sr_kind(session: Session, pipeline: Pipeline) -> str:
     """ "stn-edsr" or "tbsrn": which of the paper's layer selections applies to the SR model."""
-    return recipe_for(session, pipeline.sr).model
+    return sr_architecture(session, pipeline.sr)
 
 
 def quantize_target(
@@ -231,7 +245,7 @@ def quantize_target(
 
 def pipeline_models(session: Session, pipeline: Pipeline) -> tuple[nn.Module, nn.Module]:
     """The pipeline's trained (SR, OCR) models, unquantized."""
-    return trained(session, pipeline.sr).model, trained(session, pipeline.ocr).model
+    return sr_model_of(session, pipeline.sr), reader_of(session, pipeline.ocr)
 
 
 def quantize_pipeline(
@@ -338,7 +352,8 @@ def evaluate_setting(
     words: int | None = None,
     data: str = "test",
 ) -> dict:
-    """PSNR, accuracy per difficulty and average, size (megabits and megabytes: the paper's
+    """PSNR (mean and per image), accuracy per difficulty and average and the words read,
+    size (megabits and megabytes: the paper's
     theoretical size of every stored parameter, and of those that run), quantized and idle
     parameter counts, and relative weight error of the pipeline under `setting`, on the test
     splits or the validation words (`data`); computed once, then read from the cache.
@@ -359,6 +374,8 @@ def evaluate_setting(
         running: ModelSize = sr.running_size() + ocr.running_size()
         return {
             "psnr": psnr_values.mean().item(),
+            "psnr_per_image": psnr_values.tolist(),
+            "readings": read,
             "accuracy": with_average(
                 {
                     name: accuracy_of(read[name], split_labels(split))

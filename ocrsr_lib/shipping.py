@@ -46,6 +46,7 @@ SHIPPED_RUNS: dict[str, tuple[str, ...]] = {
         "finetune-bicubic",
         "finetune-stn-edsr-text-focus",
         "finetune-tbsrn-text-focus",
+        "joint-stn-edsr-text-focus",
     ),
 }
 SHIPPED_BUDGET_BYTES = 40_000_000  # the whole shipped set, manifests included

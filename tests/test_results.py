@@ -1,9 +1,11 @@
 """The results chapter's rules and tables: Table 2's selection, paired verdicts, Markdown."""
 
+import pytest
+import torch
+
 from ocrsr_lib import results
 from ocrsr_lib.results import (
     AcceptanceRule,
-    Comparison,
     markdown_table,
     smallest_acceptable_bits,
 )
@@ -91,16 +93,68 @@ def test_table_2_has_eight_rows_read_on_test_with_beam_10_and_says_when_none_pas
     assert "| 7 | 21.41 | 71.28 | 1329.20 |" in text  # the paper's row beside ours
 
 
-def test_a_claim_reproduces_with_the_papers_sign_beyond_noise():
-    def comparison(points, paper, z):
-        return Comparison("a", "b", points, paper, 10, 5, z)
-
-    assert comparison(3.0, 6.9, 2.5).reproduces
-    assert not comparison(3.0, 6.9, 1.2).reproduces  # within noise
-    assert not comparison(-3.0, 6.9, -2.5).reproduces  # the other way round
-    assert comparison(-1.0, -0.5, -2.0).reproduces
-
-
 def test_markdown_table_has_a_header_an_alignment_row_and_one_line_per_row():
     text = markdown_table(["name", "x"], [["a", 1], ["b", 2.5]])
     assert text.splitlines() == ["| name | x |", "|---|---:|", "| a | 1 |", "| b | 2.5 |"]
+
+
+def test_quantization_claims_compare_the_papers_widths_with_float_on_the_same_words(monkeypatch):
+    labels = ["ab", "cd", "ef", "gh"]
+    float_words = {"easy": ["ab", "cd"], "medium": ["x"], "hard": ["gh"]}
+    better_words = {"easy": ["ab", "cd"], "medium": ["ef"], "hard": ["gh"]}
+    calls = []
+
+    def evaluate(session, setting, pipeline, beam=1, words=None, data="test"):
+        calls.append((pipeline.sr, setting.target, setting.bits, beam, data))
+        quantized = setting.target != "none"
+        return {
+            "readings": better_words if quantized else float_words,
+            "psnr_per_image": [20.0, 21.0, 22.0, 23.0]
+            if not quantized
+            else [20.0, 21.1, 21.9, 23.0],
+        }
+
+    monkeypatch.setattr(results, "evaluate_setting", evaluate)
+    monkeypatch.setattr(results, "scored_labels", lambda session: labels)
+    claims = results.quantization_claims(None)
+    assert [claim.statement for claim in claims] == [
+        "EDSR + CDistNet, SR+OCR 7-bit: accuracy at least float's",
+        "TBSRN + CDistNet, SR 4-bit: accuracy at least float's",
+        "EDSR + CDistNet, SR 4-bit: PSNR barely moves",
+        "TBSRN + CDistNet, SR+OCR 6-bit: PSNR barely moves",
+    ]
+    assert claims[0].ours.difference == pytest.approx(25.0) and claims[0].verdict == "reproduces"
+    assert claims[0].paper == pytest.approx(0.20) and claims[1].paper == pytest.approx(0.50)
+    assert claims[2].ours.difference == pytest.approx(0.0, abs=1e-6)
+    assert claims[2].paper == pytest.approx(-0.19) and claims[3].unit == "dB"
+    assert all(beam == 10 and data == "test" for *_, beam, data in calls)
+    assert ("tbsrn-text-focus", "sr+ocr", 6, 10, "test") in calls
+
+
+def test_table_1_claims_pair_each_row_with_the_papers_difference(monkeypatch):
+    labels = ["a", "b", "c", "d"]
+    rows = {
+        "EDSR + CDistNet (SR-fine-tuned)": ["a", "b", "c", "d"],
+        "EDSR + CDistNet (HR-fine-tuned)": ["a", "b", "x", "x"],
+        "TBSRN + CDistNet (SR-fine-tuned)": ["a", "x", "x", "x"],
+        "TBSRN + CDistNet (HR-fine-tuned)": ["a", "x", "x", "x"],
+        results.BICUBIC_ROW: ["x", "x", "x", "x"],
+    }
+    monkeypatch.setattr(results, "scored_labels", lambda session: labels)
+    monkeypatch.setattr(results, "table_1_readings", lambda session, row: rows[row])
+    monkeypatch.setattr(
+        results,
+        "cdistnet_readings",
+        lambda *args: {"easy": ["a", "x"], "medium": ["x"], "hard": ["x"]},
+    )
+    monkeypatch.setattr(
+        results, "sr_psnr", lambda session, name: torch.tensor([20.0, 20.5, 21.0, 21.5])
+    )
+    claims = results.table_1_claims(None)
+    assert len(claims) == 10
+    first = claims[0]
+    assert first.statement == "EDSR: SR-fine-tuned beats HR-fine-tuned CDistNet"
+    assert first.ours.difference == pytest.approx(50.0) and first.paper == pytest.approx(6.90)
+    assert claims[3].paper is None  # same reader on SR and bicubic: no paper number
+    assert claims[-1].unit == "dB" and claims[-1].verdict == "within noise"  # identical PSNR
+    assert claims[-1].paper == pytest.approx(0.27)

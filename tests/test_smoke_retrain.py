@@ -13,9 +13,9 @@ import torch
 from ocrsr_lib import runs
 from ocrsr_lib.config import setup
 
-# the chain that reaches every family: sr (edsr-natural, edsr, stn-edsr, stn-edsr-text-focus),
-# guide, cdistnet (pretrain, finetune-stn-edsr-text-focus)
-LAST_RUN = "finetune-stn-edsr-text-focus"
+# the chains that reach every family: sr (edsr-natural, stn-edsr, stn-edsr-text-focus), guide,
+# cdistnet (pretrain, finetune-stn-edsr-text-focus) and joint (both parts in one stage)
+LAST_RUNS = ["finetune-stn-edsr-text-focus", "joint-stn-edsr-text-focus"]
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +31,9 @@ def smoke_session(tmp_path_factory):
 
 def test_every_family_retrains_on_the_smoke_profile_and_loads_back_unchanged(smoke_session):
     session = smoke_session
-    chain = runs.needed_runs(session, [LAST_RUN])
+    chain = runs.needed_runs(session, LAST_RUNS)
     families = {runs.recipe_for(session, name).model for name in chain}
-    assert {"stn-edsr", "guide", "cdistnet"} <= families, families
+    assert {"stn-edsr", "guide", "cdistnet", "joint"} <= families, families
     for name in chain:
         run = runs.trained(session, name)
         recipe = runs.recipe_for(session, name)

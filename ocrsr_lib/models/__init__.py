@@ -16,6 +16,7 @@ from ocrsr_lib.models.guide import (
     encode_labels,
     to_recognizer_input,
 )
+from ocrsr_lib.models.joint import JOINT_CONFIGS, JointConfig, JointSR
 from ocrsr_lib.models.rectified import (
     RectifiedSR,
     idle_parameter_names,
@@ -39,6 +40,9 @@ from ocrsr_lib.models.tbsrn import TBSRN, TBSRN_CONFIGS, TBSRNConfig
 from ocrsr_lib.models.upscale_batch import upscale_batch
 
 __all__ = [
+    "JOINT_CONFIGS",
+    "JointConfig",
+    "JointSR",
     "OFFICIAL_REFERENCES",
     "CDISTNET_CONFIGS",
     "CDistNet",

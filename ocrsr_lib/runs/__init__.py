@@ -30,9 +30,12 @@ from ocrsr_lib.runs.guide import (
     guide_confusions,
     guide_weight_table,
 )
+from ocrsr_lib.runs.joint import JOINT_RECIPES, JointRecipe
 from ocrsr_lib.runs.sr import SR_RECIPES, SRRecipe, loss_for
 
 __all__ = [
+    "JOINT_RECIPES",
+    "JointRecipe",
     "CDISTNET_RECIPES",
     "FAMILIES",
     "RECOGNIZER_RECIPES",

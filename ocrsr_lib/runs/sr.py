@@ -141,10 +141,17 @@ def build(recipe: SRRecipe) -> nn.Module:
     return create_model(recipe.model, recipe.size)
 
 
+def sr_architecture(session: Session, name: str) -> str:
+    """The SR model a run upscales with: its recipe's model, or the SR part's of a model that
+    holds one (a joint run's)."""
+    recipe = recipe_for(session, name)
+    return getattr(model_sizes(recipe.model)[recipe.size], "sr_model", recipe.model)
+
+
 def evaluation_identity(session: Session, name: str) -> dict:
     """What decides an SR run's images at evaluation: its weights' key and whether its STN
     runs (part of every cache key of SR images, readings of them, and readers trained on them)."""
-    rectified = recipe_for(session, name).model in RECTIFIED_MODELS
+    rectified = sr_architecture(session, name) in RECTIFIED_MODELS
     return {"run": run_key(session, name), "stn_at_evaluation": rectified and STN_AT_EVALUATION}
 
 
