@@ -32,8 +32,10 @@ from ocrsr_lib.pipelines import (
     cdistnet_readings,
     evaluate_setting,
     hr_stack,
+    quantized_pipeline,
     sr_images,
     table_1,
+    upscale_split,
 )
 from ocrsr_lib.progress import progress_bar
 from ocrsr_lib.tables import markdown_table, percent
@@ -65,48 +67,74 @@ def scored_labels(session: Session) -> list[str]:
     return [label for split in TEST_DIFFICULTIES for label in split_labels(test[split])]
 
 
-def edsr_only_hard_words(session: Session) -> list[int]:
-    """Hard test words (indices) that EDSR + CDistNet reads right and TBSRN + CDistNet does not
-    (Figure 2's examples), both SR-fine-tuned."""
+def figure_2_columns(
+    session: Session, bits: Mapping[str, int | None] | None = None
+) -> dict[str, tuple[torch.Tensor, list[str]]]:
+    """Figure 2's SR columns on the hard test words, (images, beam-10 readings) each: per SR
+    model its float pipeline (SR-fine-tuned CDistNet) and, where `bits` gives the model a width,
+    the same pipeline quantized SR+OCR at that width."""
+    hard = scoring_splits(session)["hard"]
+    columns = {}
+    for model, pipeline in TABLE_2_PIPELINES.items():
+        images = sr_images(session, pipeline.sr)["hard"]
+        columns[f"{model} + CDistNet"] = (
+            images,
+            cdistnet_readings(session, pipeline.ocr, pipeline.sr)["hard"],
+        )
+        width = (bits or {}).get(model)
+        if width:
+            setting = QuantSetting("sr+ocr", width, SELECTION_METHOD)
+            quantized_sr, _ = quantized_pipeline(session, setting, pipeline)
+            result = evaluate_setting(session, setting, pipeline, beam=BEAM_SIZE)
+            columns[f"{model}, SR+OCR {width}-bit"] = (
+                upscale_split(quantized_sr.model, hard, session.device),
+                result["readings"]["hard"],
+            )
+    return columns
+
+
+def edsr_only_hard_words(
+    session: Session, bits: Mapping[str, int | None] | None = None
+) -> list[int]:
+    """Hard test words (indices) that the EDSR pipeline reads right and the TBSRN one does not
+    (Figure 2's examples): each quantized SR+OCR where `bits` gives it a width, else float."""
     labels = split_labels(scoring_splits(session)["hard"])
+    columns = figure_2_columns(session, bits)
     right = {}
-    for model in ("EDSR", "TBSRN"):
-        images, name = TABLE_1_PIPELINES[f"{model} + CDistNet (SR-fine-tuned)"]
-        words = cdistnet_readings(session, name, images)["hard"]
+    for model in TABLE_2_PIPELINES:
+        words = [readings for name, (_, readings) in columns.items() if name.startswith(model)][-1]
         right[model] = [accuracy_of([w], [t]) == 1 for w, t in zip(words, labels, strict=True)]
     pairs = zip(right["EDSR"], right["TBSRN"], strict=True)
     return [i for i, (edsr, tbsrn) in enumerate(pairs) if edsr and not tbsrn]
 
 
-def figure_2(session: Session, indices: Sequence[int]) -> plt.Figure:
-    """The paper's Figure 2 for hard test words: LR, HR with its label, and the TBSRN and EDSR
-    SR images with what their SR-fine-tuned CDistNet read, characters green if right.
+def figure_2(
+    session: Session, indices: Sequence[int], bits: Mapping[str, int | None] | None = None
+) -> plt.Figure:
+    """The paper's Figure 2 for hard test words: LR, HR with its label, and each SR column of
+    `figure_2_columns` (float, and quantized where `bits` gives a width) with what its CDistNet
+    read, characters green if right.
 
     Explained in chapter 4.
     """
     hard = scoring_splits(session)["hard"]
     labels = split_labels(hard)
-    columns = {}
-    for model in ("TBSRN", "EDSR"):
-        images, name = TABLE_1_PIPELINES[f"{model} + CDistNet (SR-fine-tuned)"]
-        columns[model] = (
-            sr_images(session, images)["hard"],
-            cdistnet_readings(session, name, images),
-        )
+    columns = figure_2_columns(session, bits)
     rows = []
     for i in indices:
         lr, hr, _ = hard[i]
         rows.append([lr, hr, *(stack[i] for stack, _ in columns.values())])
+    width = 2 + len(columns)
     figure = image_grid(
         rows,
-        column_titles=["LR", "HR and label", "TBSRN SR + CDistNet", "EDSR SR + CDistNet"],
-        cell_size=(2.3, 1.0),
+        column_titles=["LR", "HR and label", *columns],
+        cell_size=(2.3 if width == 4 else 1.9, 1.0),
     )
     for row, i in enumerate(indices):
-        axes = figure.axes[row * 4 : row * 4 + 4]
+        axes = figure.axes[row * width : (row + 1) * width]
         marked_word(axes[1], labels[i], [True] * len(labels[i]))
         for axis, (_, readings) in zip(axes[2:], columns.values(), strict=True):
-            word = readings["hard"][i]
+            word = readings[i]
             marked_word(axis, word, character_marks(word, labels[i]))
     figure.subplots_adjust(hspace=0.9)
     return figure
