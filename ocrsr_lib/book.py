@@ -87,10 +87,12 @@ from ocrsr_lib.runs import (
     text_train_and_validation,
     trained,
 )
+from ocrsr_lib.runs.sr import pretraining_data
 from ocrsr_lib.tables import format_accuracy, format_report, markdown_table, sweep_table
 from ocrsr_lib.viz import image_grid, moving_average, use_book_style
 
 __all__ = [
+    "pretraining_data",
     "claims_markdown",
     "ALPHABET",
     "BEAM_SIZE",

@@ -100,6 +100,7 @@ def session_from(args: argparse.Namespace) -> Session:
         official=parse_official(",".join(args.official or [])),
         skip_corrupt=args.skip_corrupt,
         retrain=getattr(args, "retrain", False) or None,  # unset: OCRSR_RETRAIN decides
+        div2k=getattr(args, "div2k", None),
     )
 
 
@@ -378,6 +379,12 @@ def add_session_arguments(parser: argparse.ArgumentParser) -> None:
         "--scene-text",
         default=None,
         help=f"MJSynth/SynthText LMDB folders joined by {os.pathsep!r} (else OCRSR_SCENE_TEXT)",
+    )
+    parser.add_argument(
+        "--div2k",
+        default=None,
+        help="DIV2K folder that SR pretraining reads (else OCRSR_DIV2K on the paper profile; "
+        "without one, synthetic natural images)",
     )
     parser.add_argument(
         "--debug",

@@ -19,6 +19,7 @@ CACHE_ENV = "OCRSR_CACHE"
 DEVICE_ENV = "OCRSR_DEVICE"
 TEXTZOOM_ENV = "OCRSR_TEXTZOOM"
 SCENE_TEXT_ENV = "OCRSR_SCENE_TEXT"  # MJSynth/SynthText LMDB folders, separated by os.pathsep
+DIV2K_ENV = "OCRSR_DIV2K"  # DIV2K folder the paper profile pretrains EDSR on
 OFFICIAL_ENV = "OCRSR_OFFICIAL"  # official checkpoints: RECIPE=FILE, separated by commas
 RETRAIN_ENV = "OCRSR_RETRAIN"  # 1: train every run instead of loading shipped weights
 
@@ -189,6 +190,8 @@ class Session:
     cache: Cache  # this profile's part of the cache folder
     textzoom: Path | None = None
     scene_text: tuple[Path, ...] = ()  # scene-text LMDBs that CDistNet pretrains on (paper)
+    # DIV2K folder that SR pretraining reads instead of the synthetic natural images (paper)
+    div2k: Path | None = None
     notes: list[str] = field(default_factory=list)
     # TrainConfig fields that every recipe of this session trains with instead of its own
     # (the command line's --batch-size, --bf16, --channels-last, --compile, --workers)
@@ -209,6 +212,8 @@ class Session:
             data += ", scene text " + ", ".join(str(path) for path in self.scene_text)
         overrides = ", ".join(f"{k}={v}" for k, v in self.train_overrides.items()) or "none"
         official = ", ".join(f"{k} from {v}" for k, v in self.official.items()) or "none"
+        if self.div2k:
+            data += f", DIV2K at {self.div2k}"
         if self.skip_corrupt:
             data += ", unreadable records left out"
         shipped = "ignored (retrain)" if self.retrain else "used where a run's key matches"
@@ -239,6 +244,7 @@ def setup(
     official: dict[str, str | os.PathLike] | None = None,
     skip_corrupt: bool = False,
     retrain: bool | None = None,
+    div2k: str | os.PathLike | None = None,
 ) -> Session:
     """Pick profile, device, seed and cache, seed everything, print them, return the session.
 
@@ -246,9 +252,11 @@ def setup(
     `official` maps recipes (OFFICIAL_RUNS) to official checkpoint files used instead; it adds
     to (and overrides) those named by OCRSR_OFFICIAL; `skip_corrupt` leaves unreadable records
     out of every split instead of stopping at the first; `retrain` (default: OCRSR_RETRAIN=1)
-    trains runs instead of loading the weights shipped with the package."""
+    trains runs instead of loading the weights shipped with the package; `div2k` (default:
+    OCRSR_DIV2K on a real-data profile) is the DIV2K folder SR pretraining reads."""
     chosen = get_profile(profile)
     root = textzoom or (os.environ.get(TEXTZOOM_ENV) if chosen.uses_real_textzoom else None)
+    div2k = div2k or (os.environ.get(DIV2K_ENV) if chosen.uses_real_textzoom else None)
     selected = select_device(device)
     session = Session(
         profile=chosen,
@@ -256,6 +264,7 @@ def setup(
         seed=seed,
         cache=Cache(cache_dir() / chosen.name),
         textzoom=Path(root).expanduser() if root else None,
+        div2k=Path(div2k).expanduser() if div2k else None,
         scene_text=scene_text_roots(scene_text),
         train_overrides=checked_overrides(train_overrides or {}, selected),
         official=checked_official(

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from ocrsr_lib.checkpoints import load_state_dict_strict
 from ocrsr_lib.config import Session
+from ocrsr_lib.data.div2k import DIV2KPairs, div2k_identity
 from ocrsr_lib.data.natural import NaturalImagePairs
 from ocrsr_lib.losses import TextFocusLoss, TextFocusWeights
 from ocrsr_lib.models import RectifiedSR, create_model, model_sizes
@@ -148,6 +149,13 @@ def sr_architecture(session: Session, name: str) -> str:
     return getattr(model_sizes(recipe.model)[recipe.size], "sr_model", recipe.model)
 
 
+def pretraining_data(session: Session) -> str:
+    """Which non-text images SR pretraining ("natural" recipes) reads in this session."""
+    if session.div2k:
+        return f"DIV2K photographs at {session.div2k} (the paper's pretraining data)"
+    return "synthetic natural images (offline fallback: no DIV2K folder named, OCRSR_DIV2K)"
+
+
 def evaluation_identity(session: Session, name: str) -> dict:
     """What decides an SR run's images at evaluation: its weights' key and whether its STN
     runs (part of every cache key of SR images, readings of them, and readers trained on them)."""
@@ -156,7 +164,12 @@ def evaluation_identity(session: Session, name: str) -> dict:
 
 
 def recipe_data(session: Session, recipe: SRRecipe) -> tuple[Dataset, dict[str, Dataset]]:
-    """Training data and validation splits; text validation is held out of the train split."""
+    """Training data and validation splits; text validation is held out of the train split;
+    non-text pairs are DIV2K crops when the session names a DIV2K folder, else synthetic."""
+    if recipe.data == "natural" and session.div2k:
+        train = DIV2KPairs(session.div2k, recipe.natural_pairs, seed=session.seed)
+        validation = DIV2KPairs(session.div2k, VALIDATION_PAIRS, seed=session.seed + 1)
+        return train, {"div2k-validation": validation}
     if recipe.data == "natural":
         train = NaturalImagePairs(recipe.natural_pairs, seed=session.seed)
         validation = NaturalImagePairs(VALIDATION_PAIRS, seed=session.seed + 1)
@@ -167,7 +180,9 @@ def recipe_data(session: Session, recipe: SRRecipe) -> tuple[Dataset, dict[str, 
 
 def key_parts(session: Session, recipe: SRRecipe) -> dict:
     """The training data's identity and, for a text-focus loss, the guide's key."""
-    if recipe.data == "natural":
+    if recipe.data == "natural" and session.div2k:
+        data = f"{div2k_identity(session.div2k)}:{recipe.natural_pairs}:{session.seed}"
+    elif recipe.data == "natural":
         data = f"natural:{recipe.natural_pairs}:{session.seed}"
     else:
         data = text_fingerprint(session)
