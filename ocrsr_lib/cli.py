@@ -33,6 +33,7 @@ from ocrsr_lib.own_images import (
 )
 from ocrsr_lib.pipelines import (
     BEAM_SIZE,
+    EVALUATION_DATA,
     PIPELINES,
     TARGETS,
     BeamReader,
@@ -232,10 +233,11 @@ def quantize_command(args: argparse.Namespace, session: Session) -> int:
         if not quantized.plan:
             continue
         path = save_packed(quantized, folder / f"{stem}-{part}.pt")
-        size = quantized.size()
+        size, running = quantized.size(), quantized.running_size()
         print(
             f"{part:3s}: {path} ({path.stat().st_size / 1e6:.2f} MB on disk; "
-            f"{size.megabits:.2f} Mbit = {size.megabytes:.2f} MB at the stored widths)"
+            f"{size.megabits:.2f} Mbit = {size.megabytes:.2f} MB at the stored widths, "
+            f"{running.megabits:.2f} Mbit of it read by the forward)"
         )
     return 0
 
@@ -252,15 +254,21 @@ def evaluate_command(args: argparse.Namespace, session: Session) -> int:
     accuracy = result["accuracy"]
     print(f"PSNR {result['psnr']:.2f} dB")
     print(format_accuracy({args.pipeline: accuracy}, "pipeline"))
-    print(f"size {result['megabits']:.2f} Mbit = {result['megabytes']:.2f} MB")
+    print(
+        f"size {result['megabits']:.2f} Mbit = {result['megabytes']:.2f} MB "
+        f"({result['running_megabits']:.2f} Mbit read by the forward)"
+    )
     return 0
 
 
 def sweep_command(args: argparse.Namespace, session: Session) -> int:
-    """Chapter 5's quantization sweep of a pipeline at full size (every scored word, or the
-    first --words of each split): SR, OCR and both at each bit width, ACIQ and min-max."""
+    """Chapter 5's quantization sweep of a pipeline at full size (every scored word or every
+    validation word, or the first --words of each split): SR, OCR and both at each bit width,
+    ACIQ and min-max."""
     pipeline = PIPELINES[args.pipeline]
-    sweep = quantization_sweep(session, bit_widths=args.bits, words=args.words, pipeline=pipeline)
+    sweep = quantization_sweep(
+        session, bit_widths=args.bits, words=args.words, pipeline=pipeline, data=args.data
+    )
     print(sweep_table(sweep))
     return 0
 
@@ -459,6 +467,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweeping.add_argument("--words", type=positive, default=None, help="first N words per split")
     sweeping.add_argument("--pipeline", choices=sorted(PIPELINES), default="edsr")
+    sweeping.add_argument(
+        "--data",
+        choices=EVALUATION_DATA,
+        default="test",
+        help="read the test splits or the validation words (what Table 2's widths are chosen on)",
+    )
     sweeping.set_defaults(run=sweep_command)
     report = commands.add_parser("report", help=report_command.__doc__)
     add_session_arguments(report)
