@@ -49,17 +49,21 @@ def format_evaluation(report: Mapping[str, Mapping[str, float]]) -> str:
 
 def sweep_table(sweep: Mapping[tuple[str, str, int], Mapping]) -> str:
     """A quantization sweep as plain text: a row per (target, method, bits) with PSNR (dB),
-    accuracy per difficulty and average (%), size (Mbit) and the largest relative weight error."""
+    accuracy per split read (test difficulties or validation) and average (%), size (Mbit) and
+    the largest relative weight error."""
+    first = next(iter(sweep.values()), {"accuracy": {"average": 0.0}})
+    splits = [name for name in first["accuracy"] if name != "average"]
     lines = [
-        f"{'target':7s} {'method':9s} {'bits':>4s} {'PSNR':>7s} {'easy':>6s} {'medium':>7s} "
-        f"{'hard':>6s} {'avg':>6s} {'Mbit':>7s} {'weight err':>11s}"
+        f"{'target':7s} {'method':9s} {'bits':>4s} {'PSNR':>7s} "
+        + " ".join(f"{name[:10]:>10s}" for name in splits)
+        + f" {'avg':>6s} {'Mbit':>7s} {'weight err':>11s}"
     ]
     for (target, method, bits), result in sweep.items():
         accuracy = result["accuracy"]
         error = max(result["weight_error"].values())
         lines.append(
             f"{target:7s} {method:9s} {bits:4d} {result['psnr']:7.2f} "
-            + " ".join(f"{100 * accuracy[s]:6.1f}" for s in ("easy", "medium", "hard"))
+            + " ".join(f"{100 * accuracy[s]:10.1f}" for s in splits)
             + f" {100 * accuracy['average']:6.1f} {result['megabits']:7.2f} {error:11.2e}"
         )
     return "\n".join(lines)

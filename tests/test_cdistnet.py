@@ -61,14 +61,16 @@ def test_rectifier_points_match_the_official_intermediate(reference, official_sm
 
 
 def test_greedy_and_beam_search_read_what_the_official_translator_reads(reference, official_small):
+    # scores (summed log-probabilities) within 1e-3: the official float32 TPS grid's rounding
+    # moves them by up to ~4e-4 between CPU instruction sets (see the fixture's notes)
     greedy = beam_search(official_small, reference["images"], beam_size=1)
     assert [r.ids for r in greedy] == reference["greedy_ids"]
     assert [r.text for r in greedy] == reference["greedy_strings"]
-    assert [r.score for r in greedy] == pytest.approx(reference["greedy_scores"], abs=1e-4)
+    assert [r.score for r in greedy] == pytest.approx(reference["greedy_scores"], abs=1e-3)
     beam = beam_search(official_small, reference["images"], beam_size=10)
     assert [r.ids for r in beam] == reference["beam10_best_ids"]
     assert [r.text for r in beam] == reference["beam10_best_strings"]
-    assert [r.score for r in beam] == pytest.approx(reference["beam10_best_scores"], abs=1e-4)
+    assert [r.score for r in beam] == pytest.approx(reference["beam10_best_scores"], abs=1e-3)
     three = beam_search(official_small, reference["images"], beam_size=3)
     assert [r.ids for r in three] == [ids[0] for ids in reference["beam3"]["ids"]]
     assert greedy[1].text != beam[1].text  # the fixture is one where beam search matters

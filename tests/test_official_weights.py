@@ -122,12 +122,35 @@ OFFICIAL_CASES = {
         recognizer_outputs("sr"),
         1e-4,
     ),
+    # end to end within the official code's own float32 spread (its notes: the TPS grid's
+    # rounding, amplified at sharp edges, moves logits by ~2e-3 between batch sizes and by
+    # ~1.6e-4 between CPU instruction sets); the stages after it below 1e-5
     "cdistnet heads 4": OfficialCase(
         "cdistnet",
         "cdistnet_small",
         "cdistnet_small_io",
         lambda model, ref: {"logits": model(ref["images"], ref["tgt"])},
-        1e-4,
+        1e-3,
+        options={"heads": 4},
+        error=relative_norm_error,
+    ),
+    "cdistnet rectification": OfficialCase(
+        "cdistnet",
+        "cdistnet_small",
+        "cdistnet_small_io",
+        lambda model, ref: {"tps_out": model.visual_branch.transform(ref["images"])},
+        1e-3,
+        options={"heads": 4},
+        error=relative_norm_error,
+    ),
+    "cdistnet after the rectification": OfficialCase(
+        "cdistnet",
+        "cdistnet_small",
+        "cdistnet_small_io",
+        lambda model, ref: {
+            "logits": model.forward_rectified(ref["intermediates"]["tps_out"], ref["tgt"])
+        },
+        1e-5,
         options={"heads": 4},
         error=relative_norm_error,
     ),
@@ -143,8 +166,9 @@ def test_official_checkpoint_reproduces_official_outputs(case: OfficialCase):
     with torch.no_grad():
         ours = case.outputs(model, reference)
     for key, output in ours.items():
-        assert output.shape == reference[key].shape, key
-        assert case.error(output, reference[key]) < case.tolerance, key
+        expected = reference[key] if key in reference else reference["intermediates"][key]
+        assert output.shape == expected.shape, key
+        assert case.error(output, expected) < case.tolerance, key
 
 
 def test_every_official_converter_has_a_reference_case():

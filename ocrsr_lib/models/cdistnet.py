@@ -417,7 +417,11 @@ class VisualBranch(nn.Module):
         self.trans_encoder = TransformerEncoder(config)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        tokens = self.backbone(self.transform(images)).permute(1, 0, 2)
+        return self.encode(self.transform(images))
+
+    def encode(self, rectified: torch.Tensor) -> torch.Tensor:
+        """Memory from images the TPS has already rectified."""
+        tokens = self.backbone(rectified).permute(1, 0, 2)
         return self.trans_encoder(self.positional_encoding(tokens))
 
 
@@ -702,6 +706,13 @@ class CDistNet(nn.Module):
     def forward(self, images: torch.Tensor, tgt: torch.Tensor, flat: bool = True) -> torch.Tensor:
         logits = self.decode(self.visual_branch(images.contiguous()), tgt[:, :-1])
         return logits.reshape(-1, len(VOCABULARY)) if flat else logits
+
+    def forward_rectified(self, rectified: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        """The flat logits of images the TPS has already rectified: checks everything after the
+        TPS on its own (the float32 TPS grid amplifies rounding, so its output differs between
+        machines by more than the rest of the network does)."""
+        logits = self.decode(self.visual_branch.encode(rectified.contiguous()), tgt[:, :-1])
+        return logits.reshape(-1, len(VOCABULARY))
 
 
 def encode_targets(
