@@ -17,6 +17,7 @@ from ocrsr_lib.models import (
     TBSRN,
     TBSRN_CONFIGS,
     CDistNet,
+    JointSR,
     RectifiedSR,
     TextRecognizer,
     create_model,
@@ -35,6 +36,7 @@ DIRECT_BUILDS = {
     "tbsrn": TBSRN,
     "guide": TextRecognizer,
     "cdistnet": CDistNet,
+    "joint": JointSR,
 }
 
 

@@ -30,7 +30,7 @@ def test_recipe_names_are_unique_across_families_and_every_profile_has_every_fam
     for table in ("demo", "paper"):
         names = [name for family in runs.FAMILIES for name in family.recipes[table]]
         assert len(names) == len(set(names))
-    assert {family.prefix for family in runs.FAMILIES} == {"sr", "recognizer", "cdistnet"}
+    assert {family.prefix for family in runs.FAMILIES} == {"sr", "recognizer", "cdistnet", "joint"}
 
 
 def test_every_recipe_builds_its_model_and_bad_recipes_are_refused():
