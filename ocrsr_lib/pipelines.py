@@ -136,18 +136,21 @@ def upscale_split(
     return torch.cat(batches)
 
 
-def sr_images(session: Session, name: str) -> dict[str, torch.Tensor]:
-    """SR recipe `name`'s images of each scored test split (`upscale_split`): one pass, cached
-    under the run's key, serves every reading, PSNR and figure of those images."""
+def sr_images(session: Session, name: str, data: str = "test") -> dict[str, torch.Tensor]:
+    """SR recipe `name`'s images of each scored test split (or of the validation words,
+    `data`) (`upscale_split`): one pass, cached under the run's key, serves every reading, PSNR
+    and figure of those images."""
 
     def compute() -> dict:
         model = sr_model_of(session, name)
         return {
-            split: upscale_split(model, data, session.device)
-            for split, data in scoring_splits(session).items()
+            split: upscale_split(model, images, session.device)
+            for split, images in evaluation_splits(session, data, None).items()
         }
 
     parts = {"sr": images_key(session, name), "test_words": session.profile.test_words}
+    if data != "test":  # test images keep their earlier cache names
+        parts["data"] = data
     return session.cache.get_or_compute("tables", f"sr-images-{name}", parts, compute)
 
 
@@ -312,10 +315,10 @@ def setting_images(
     splits: dict[str, Dataset],
     data: str = "test",
 ) -> dict[str, torch.Tensor]:
-    """The SR images of each split under `setting`: on test, the float model's cached ones
+    """The SR images of each split under `setting`: the float model's cached ones
     (`sr_images`) when the setting leaves the SR model float; else computed."""
-    if not setting.targets("sr") and data == "test":
-        cached = sr_images(session, pipeline.sr)
+    if not setting.targets("sr"):
+        cached = sr_images(session, pipeline.sr, data)
         return {name: cached[name][: len(split)] for name, split in splits.items()}
     return {name: upscale_split(sr_model, split, session.device) for name, split in splits.items()}
 

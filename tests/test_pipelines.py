@@ -162,7 +162,6 @@ def test_a_validation_evaluation_reads_the_held_out_training_words_and_never_tes
 
     validation = pipelines.text_train_and_validation(session)[1]
     monkeypatch.setattr(pipelines, "scoring_splits", no_test)
-    monkeypatch.setattr(pipelines, "sr_images", no_test)
     monkeypatch.setattr(pipelines, "cdistnet_readings", no_test)
     for setting in (QuantSetting("none"), QuantSetting("sr+ocr", 3)):
         result = evaluate_setting(session, setting, TINY, data="validation")
@@ -172,6 +171,8 @@ def test_a_validation_evaluation_reads_the_held_out_training_words_and_never_tes
     assert 0 <= words["accuracy"]["average"] <= 1 and len(validation) > 3
     test_file = evaluated_file(session, QuantSetting("none"), TINY, 1, None)
     assert evaluated_file(session, QuantSetting("none"), TINY, 1, None, "validation") != test_file
+    float_images = pipelines.sr_images(session, TINY.sr, "validation")["validation"]
+    assert float_images.shape == (len(validation), 3, 32, 128)
     with pytest.raises(ValueError, match="unknown evaluation data 'train'"):
         pipelines.evaluation_splits(session, "train", None)
 
