@@ -73,6 +73,19 @@ class OfficialCase:
     config: dict = field(default_factory=dict)
 
 
+def cdistnet_case(outputs, tolerance: float) -> OfficialCase:
+    """A case of the reduced-width official CDistNet (4 heads), compared by relative norm."""
+    return OfficialCase(
+        "cdistnet",
+        "cdistnet_small",
+        "cdistnet_small_io",
+        outputs,
+        tolerance,
+        options={"heads": 4},
+        error=relative_norm_error,
+    )
+
+
 OFFICIAL_CASES = {
     "edsr-pytorch res 0.1": OfficialCase(
         "edsr",
@@ -125,34 +138,17 @@ OFFICIAL_CASES = {
     # end to end within the official code's own float32 spread (its notes: the TPS grid's
     # rounding, amplified at sharp edges, moves logits by ~2e-3 between batch sizes and by
     # ~1.6e-4 between CPU instruction sets); the stages after it below 1e-5
-    "cdistnet heads 4": OfficialCase(
-        "cdistnet",
-        "cdistnet_small",
-        "cdistnet_small_io",
-        lambda model, ref: {"logits": model(ref["images"], ref["tgt"])},
-        1e-3,
-        options={"heads": 4},
-        error=relative_norm_error,
+    "cdistnet heads 4": cdistnet_case(
+        lambda model, ref: {"logits": model(ref["images"], ref["tgt"])}, 1e-3
     ),
-    "cdistnet rectification": OfficialCase(
-        "cdistnet",
-        "cdistnet_small",
-        "cdistnet_small_io",
-        lambda model, ref: {"tps_out": model.visual_branch.transform(ref["images"])},
-        1e-3,
-        options={"heads": 4},
-        error=relative_norm_error,
+    "cdistnet rectification": cdistnet_case(
+        lambda model, ref: {"tps_out": model.visual_branch.transform(ref["images"])}, 1e-3
     ),
-    "cdistnet after the rectification": OfficialCase(
-        "cdistnet",
-        "cdistnet_small",
-        "cdistnet_small_io",
+    "cdistnet after the rectification": cdistnet_case(
         lambda model, ref: {
             "logits": model.forward_rectified(ref["intermediates"]["tps_out"], ref["tgt"])
         },
         1e-5,
-        options={"heads": 4},
-        error=relative_norm_error,
     ),
 }
 

@@ -148,7 +148,7 @@ def test_table_1_claims_pair_each_row_with_the_papers_difference(monkeypatch):
         lambda *args: {"easy": ["a", "x"], "medium": ["x"], "hard": ["x"]},
     )
     monkeypatch.setattr(
-        results, "sr_psnr", lambda session, name: torch.tensor([20.0, 20.5, 21.0, 21.5])
+        results, "sr_psnr", lambda session, pipeline: torch.tensor([20.0, 20.5, 21.0, 21.5])
     )
     claims = results.table_1_claims(None)
     assert len(claims) == 10

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ocrsr_lib.data.natural import pil_to_tensor
 from ocrsr_lib.data.textzoom import HR_SIZE, LR_SIZE
 
 HR_FOLDER = "DIV2K_train_HR"
@@ -55,10 +56,6 @@ def _rgb(path: Path) -> Image.Image:
     return image.convert("RGB")
 
 
-def _tensor(image: Image.Image) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(image, np.float32) / 255).permute(2, 0, 1).contiguous()
-
-
 class DIV2KPairs(Dataset):
     """`count` deterministic (lr, hr, "") crops of a DIV2K folder, 16x64 and 32x128."""
 
@@ -87,4 +84,4 @@ class DIV2KPairs(Dataset):
             lr = _rgb(lr_path).crop(
                 (left // 2, top // 2, left // 2 + lr_width, top // 2 + lr_height)
             )
-        return _tensor(lr), _tensor(hr), ""
+        return pil_to_tensor(lr), pil_to_tensor(hr), ""

@@ -77,7 +77,8 @@ def bundled_crop(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image
     return crop.resize((width, height), Image.BICUBIC)
 
 
-def _tensor(image: Image.Image) -> torch.Tensor:
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """An RGB PIL image as a (3, H, W) float tensor in [0, 1]."""
     return torch.from_numpy(np.asarray(image, np.float32) / 255).permute(2, 0, 1).contiguous()
 
 
@@ -102,4 +103,4 @@ class NaturalImagePairs(Dataset):
             large = dead_leaves(rng, (HR_SIZE[0] * 2, HR_SIZE[1] * 2))
             hr = large.resize((HR_SIZE[1], HR_SIZE[0]), Image.BICUBIC)
         lr = hr.resize((LR_SIZE[1], LR_SIZE[0]), Image.BICUBIC)
-        return _tensor(lr), _tensor(hr), ""
+        return pil_to_tensor(lr), pil_to_tensor(hr), ""
