@@ -91,6 +91,42 @@ def _demo_recipes() -> dict[str, SRRecipe]:
     }
 
 
+# chapter 7's budget trend: the paper's two SR models, both text stages (MSE, then text-focus)
+# trained for this many times the demo's steps (the non-text pretraining is shared)
+BUDGET_MULTIPLES: dict[str, tuple[int, ...]] = {"stn-edsr": (1, 4, 16), "tbsrn": (1, 4)}
+
+
+def budget_name(model: str, multiple: int, text_focus: bool = True) -> str:
+    """The recipe of an SR model at a multiple of the demo's budget ("stn-edsr-text-focus-4x";
+    the demo's own recipes at 1x)."""
+    name = f"{model}-text-focus" if text_focus else model
+    return name if multiple == 1 else f"{name}-{multiple}x"
+
+
+def scaled(train: TrainConfig, multiple: int) -> TrainConfig:
+    """The same training for `multiple` times the steps (warm-up and validations scaled too, so
+    the schedule's shape and the number of validations stay)."""
+    return replace(
+        train,
+        steps=train.steps * multiple,
+        warmup_steps=train.warmup_steps * multiple,
+        validate_every=train.validate_every * multiple,
+    )
+
+
+def _demo_budget_recipes(recipes: dict[str, SRRecipe]) -> dict[str, SRRecipe]:
+    scaled_recipes = {}
+    for model, multiples in BUDGET_MULTIPLES.items():
+        first, second = recipes[model], recipes[budget_name(model, 1)]
+        for multiple in multiples[1:]:
+            first_name = budget_name(model, multiple, text_focus=False)
+            scaled_recipes[first_name] = replace(first, train=scaled(first.train, multiple))
+            scaled_recipes[budget_name(model, multiple)] = replace(
+                second, train=scaled(second.train, multiple), start_from=first_name
+            )
+    return scaled_recipes
+
+
 def _demo_text_focus_recipes() -> dict[str, SRRecipe]:
     # chapter 3's ablation: every loss fine-tunes chapter 2's MSE-trained model for the same
     # number of steps (MSE included, so the comparison is at equal budget)
@@ -131,7 +167,11 @@ def _paper_recipes() -> dict[str, SRRecipe]:
     }
 
 
-SR_RECIPES: dict[str, dict[str, SRRecipe]] = {"demo": _demo_recipes(), "paper": _paper_recipes()}
+_DEMO_RECIPES = _demo_recipes()
+SR_RECIPES: dict[str, dict[str, SRRecipe]] = {
+    "demo": {**_DEMO_RECIPES, **_demo_budget_recipes(_DEMO_RECIPES)},
+    "paper": _paper_recipes(),
+}
 
 
 def build(recipe: SRRecipe) -> nn.Module:
