@@ -6,12 +6,12 @@ at the training rates recorded in `benchmarks/results` (a lent H200)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ocrsr_lib.checkpoints import load_checkpoint
 from ocrsr_lib.config import Session
 from ocrsr_lib.records import RESULTS, recorded_machine, recorded_rates
-from ocrsr_lib.runs import checkpoint_path, needed_runs, recipe_for, shipped_file
+from ocrsr_lib.runs import checkpoint_path, dependencies, needed_runs, recipe_for, shipped_file
 from ocrsr_lib.runs.shipped import read_manifest
 from ocrsr_lib.tables import markdown_table
 
@@ -37,8 +37,10 @@ GPU_RATE_ROWS = {
 }
 
 
-# where a run's weights come from; "cache, resumes" is a checkpoint of an interrupted run
-SOURCES = ("cache", "cache, resumes", "shipped", "official", "trained when run")
+# where a run's weights come from; "cache, resumes" is a checkpoint of an interrupted run; "only
+# to retrain" is a dependency that nothing loads now (every run built on it is available)
+SOURCES = ("cache", "cache, resumes", "shipped", "official", "trained when run", "only to retrain")
+AVAILABLE = ("cache", "shipped", "official")
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,26 @@ def run_cost(session: Session, name: str) -> RunCost:
 
 
 def chapter_costs(session: Session, names: Sequence[str]) -> list[RunCost]:
-    """The cost of every run the chapter needs, dependencies included."""
-    return [run_cost(session, name) for name in needed_runs(session, names)]
+    """The cost of every run the chapter needs, dependencies included; one that would train but
+    that only available runs (cached, shipped or official) depend on is "only to retrain"."""
+    costs = {name: run_cost(session, name) for name in needed_runs(session, names)}
+    loaded: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name not in loaded:
+            loaded.add(name)
+            if costs[name].source not in AVAILABLE:
+                for dependency in dependencies(session, name):
+                    visit(dependency)
+
+    for name in names:
+        visit(name)
+    return [
+        replace(cost, source="only to retrain")
+        if name not in loaded and cost.source == "trained when run"
+        else cost
+        for name, cost in costs.items()
+    ]
 
 
 def minutes(seconds: float | None) -> str:

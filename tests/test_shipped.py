@@ -490,6 +490,18 @@ def test_chapter_costs_name_each_runs_source_and_its_recorded_and_gpu_times(
     assert chapter_costs(session, ["stn-edsr"])[1].source == "cache, resumes"
 
 
+def test_a_dependency_of_available_runs_only_is_needed_only_to_retrain(
+    shipped_folder, tiny_recipes, monkeypatch
+):
+    from ocrsr_lib.costs import chapter_costs
+
+    ship(tiny_recipes, monkeypatch, "stn-edsr")  # ships stn-edsr, not what it starts from
+    session = session_on_empty_cache(tiny_recipes, monkeypatch, "reader-cache")
+    natural, stn_edsr = chapter_costs(session, ["stn-edsr"])
+    assert (natural.source, stn_edsr.source) == ("only to retrain", "shipped")
+    assert natural.images == 16 and natural.seconds is None
+
+
 def test_the_chapter_header_counts_sources_and_totals(shipped_folder, tiny_recipes, monkeypatch):
     from ocrsr_lib.costs import costs_markdown
 
