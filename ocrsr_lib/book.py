@@ -87,12 +87,31 @@ from ocrsr_lib.runs import (
     text_train_and_validation,
     trained,
 )
-from ocrsr_lib.runs.sr import pretraining_data
+from ocrsr_lib.runs.sr import budget_name, pretraining_data
 from ocrsr_lib.tables import format_accuracy, format_report, markdown_table, sweep_table
+from ocrsr_lib.trend import (
+    TREND_READER,
+    budget_trend,
+    budgets,
+    recognizer_curves,
+    recognizer_curves_figure,
+    trend_claims,
+    trend_figure,
+    trend_markdown,
+)
 from ocrsr_lib.viz import image_grid, moving_average, use_book_style
 
 __all__ = [
     "pretraining_data",
+    "TREND_READER",
+    "budget_name",
+    "budget_trend",
+    "budgets",
+    "recognizer_curves",
+    "recognizer_curves_figure",
+    "trend_claims",
+    "trend_figure",
+    "trend_markdown",
     "claims_markdown",
     "ALPHABET",
     "BEAM_SIZE",
