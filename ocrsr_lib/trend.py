@@ -31,8 +31,12 @@ from ocrsr_lib.tables import markdown_table
 # never read an SR image (the claims' "same reader")
 TREND_READER = "finetune-hr"
 MODEL_NAMES = {"stn-edsr": "STN+EDSR", "tbsrn": "TBSRN"}
-# the recognizers whose training curves show how far their budgets took them
-RECOGNIZERS = ("guide", "judge", "pretrain")
+# the recognizers whose training curves show how far their budgets took them, with their roles
+RECOGNIZERS = {
+    "guide": "guide (steers the text-focus loss)",
+    "judge": "judge (chapter 3)",
+    "pretrain": "CDistNet pretraining",
+}
 
 
 @dataclass(frozen=True)
@@ -205,7 +209,7 @@ def recognizer_curves_figure(session: Session) -> plt.Figure:
     figure, axis = plt.subplots(figsize=(6, 3.2), layout="constrained")
     for name, curve in recognizer_curves(session).items():
         steps, accuracy = zip(*curve, strict=True)
-        axis.plot(steps, accuracy, "o-", label=name)
+        axis.plot(steps, accuracy, "o-", label=RECOGNIZERS[name])
     axis.set_xlabel("training step (batches of 32)")
     axis.set_ylabel("validation accuracy (%)")
     axis.set_ylim(0, 100)
