@@ -105,3 +105,17 @@ def test_bicubic_psnr_covers_every_scored_word(tiny_recipes):
     values = trend.psnr_per_image(session, "bicubic")
     assert values.shape == (12,)  # 4 words in each of the three test splits
     assert torch.isfinite(values).all() and (values > 5).all()
+
+
+def test_recognizer_curves_are_each_recognizers_validations_in_percent(monkeypatch):
+    from types import SimpleNamespace
+
+    validations = [
+        {"step": 500, "validation": {"accuracy": 0.25}},
+        {"step": 1000, "validation": {"accuracy": 0.5}},
+    ]
+    run = SimpleNamespace(result=SimpleNamespace(validations=validations))
+    monkeypatch.setattr(trend, "trained", lambda session, name: run)
+    curves = trend.recognizer_curves(None)
+    assert list(curves) == ["guide", "judge", "pretrain"]
+    assert curves["guide"] == [(500, 25.0), (1000, 50.0)]
