@@ -120,24 +120,33 @@ def reader_baselines(session: Session) -> dict[str, list[str]]:
     }
 
 
+def reader_gaps(session: Session, point: BudgetPoint) -> dict[str, PairedTest]:
+    """The reader's paired accuracy differences (points) of a budget's SR images from bicubic
+    and from LR images (McNemar)."""
+    labels = scored_labels(session)
+    return {
+        images: mcnemar_test(point.readings, readings, labels)
+        for images, readings in reader_baselines(session).items()
+    }
+
+
 def trend_markdown(session: Session, points: list[BudgetPoint]) -> str:
     """A row per model and budget: training images, PSNR, the reader's accuracy, and the paired
     differences from bicubic and from LR images (points, z)."""
-    labels = scored_labels(session)
-    baselines = reader_baselines(session)
-    rows = []
-    for point in points:
-        tests = {name: mcnemar_test(point.readings, baselines[name], labels) for name in baselines}
-        rows.append(
-            [
-                MODEL_NAMES[point.model],
-                f"{point.multiple}×",
-                f"{point.images:,}",
-                f"{point.psnr:.2f}",
-                f"{accuracy_percent(session, point.readings):.1f}",
-                *(f"{test.difference:+.2f} (z {test.z:+.1f})" for test in tests.values()),
-            ]
-        )
+    rows = [
+        [
+            MODEL_NAMES[point.model],
+            f"{point.multiple}×",
+            f"{point.images:,}",
+            f"{point.psnr:.2f}",
+            f"{accuracy_percent(session, point.readings):.1f}",
+            *(
+                f"{test.difference:+.2f} (z {test.z:+.1f})"
+                for test in reader_gaps(session, point).values()
+            ),
+        ]
+        for point in points
+    ]
     header = ["SR model", "budget", "training images", "PSNR (dB)", "accuracy %"]
     return markdown_table([*header, "SR − bicubic (pt)", "SR − LR (pt)"], rows)
 
@@ -145,15 +154,13 @@ def trend_markdown(session: Session, points: list[BudgetPoint]) -> str:
 def trend_claims(session: Session, points: list[BudgetPoint]) -> list[Claim]:
     """The claims the trend can judge at every budget: SR beats bicubic for a reader never
     trained on SR (each model), and EDSR beats TBSRN in PSNR (at each budget both reach)."""
-    labels = scored_labels(session)
-    bicubic = reader_baselines(session)["bicubic"]
     claims = [
         Claim(
             f"{MODEL_NAMES[point.model]} {point.multiple}×: SR beats bicubic, same reader never "
             "trained on SR",
             "better",
             "points",
-            mcnemar_test(point.readings, bicubic, labels),
+            reader_gaps(session, point)["bicubic"],
             None,
         )
         for point in points
