@@ -49,6 +49,8 @@ class BudgetPoint:
     images: int  # training images of its two text stages (MSE, then text-focus)
     psnr_per_image: torch.Tensor
     readings: list[str]
+    accuracy: float  # word accuracy (%) of the reader on the SR images
+    gaps: dict[str, PairedTest]  # paired differences (points) from "bicubic" and "lr" images
 
     @property
     def psnr(self) -> float:
@@ -75,15 +77,12 @@ def psnr_per_image(session: Session, name: str) -> torch.Tensor:
     upscaling ("bicubic"), in reading order."""
     splits = scoring_splits(session)
     if name == "bicubic":
-        images = {split: upscale_split(Bicubic(), splits[split], "cpu") for split in splits}
+        images = {
+            split: upscale_split(Bicubic(), splits[split], session.device) for split in splits
+        }
     else:
         images = sr_images(session, name)
     return torch.cat([psnr(images[split], hr_stack(splits[split])) for split in TEST_DIFFICULTIES])
-
-
-def accuracy_percent(session: Session, readings: list[str]) -> float:
-    """Word accuracy (%) of readings of the scored test words."""
-    return 100 * accuracy_of(readings, scored_labels(session))
 
 
 def budgets(session: Session) -> list[tuple[str, int]]:
@@ -100,14 +99,28 @@ def budgets(session: Session) -> list[tuple[str, int]]:
 
 def budget_trend(session: Session) -> list[BudgetPoint]:
     """Every SR model at every budget of the profile (`budgets`; shipped runs, else trained),
-    read by `TREND_READER` with the book's beam."""
+    read by `TREND_READER` with the book's beam, with its McNemar differences from the same
+    reader's bicubic and LR readings."""
+    labels, baselines = scored_labels(session), reader_baselines(session)
     points = []
     for model, multiple in budgets(session):
         name = budget_name(model, multiple)
         readings = flat_readings(cdistnet_readings(session, TREND_READER, name))
-        images = training_images(session, name)
+        gaps = {
+            images: mcnemar_test(readings, baseline, labels)
+            for images, baseline in baselines.items()
+        }
         points.append(
-            BudgetPoint(model, multiple, name, images, psnr_per_image(session, name), readings)
+            BudgetPoint(
+                model,
+                multiple,
+                name,
+                training_images(session, name),
+                psnr_per_image(session, name),
+                readings,
+                100 * accuracy_of(readings, labels),
+                gaps,
+            )
         )
     return points
 
@@ -120,16 +133,6 @@ def reader_baselines(session: Session) -> dict[str, list[str]]:
     }
 
 
-def reader_gaps(session: Session, point: BudgetPoint) -> dict[str, PairedTest]:
-    """The reader's paired accuracy differences (points) of a budget's SR images from bicubic
-    and from LR images (McNemar)."""
-    labels = scored_labels(session)
-    return {
-        images: mcnemar_test(point.readings, readings, labels)
-        for images, readings in reader_baselines(session).items()
-    }
-
-
 def trend_markdown(session: Session, points: list[BudgetPoint]) -> str:
     """A row per model and budget: training images, PSNR, the reader's accuracy, and the paired
     differences from bicubic and from LR images (points, z)."""
@@ -139,11 +142,8 @@ def trend_markdown(session: Session, points: list[BudgetPoint]) -> str:
             f"{point.multiple}×",
             f"{point.images:,}",
             f"{point.psnr:.2f}",
-            f"{accuracy_percent(session, point.readings):.1f}",
-            *(
-                f"{test.difference:+.2f} (z {test.z:+.1f})"
-                for test in reader_gaps(session, point).values()
-            ),
+            f"{point.accuracy:.1f}",
+            *(f"{test.difference:+.2f} (z {test.z:+.1f})" for test in point.gaps.values()),
         ]
         for point in points
     ]
@@ -160,37 +160,37 @@ def trend_claims(session: Session, points: list[BudgetPoint]) -> list[Claim]:
             "trained on SR",
             "better",
             "points",
-            reader_gaps(session, point)["bicubic"],
+            point.gaps["bicubic"],
             None,
         )
         for point in points
     ]
     by_budget = {(point.model, point.multiple): point for point in points}
     paper = PAPER_TABLE_2["EDSR"]["none"]["psnr"] - PAPER_TABLE_2["TBSRN"]["none"]["psnr"]
-    for model, multiple in by_budget:
-        if model != "stn-edsr" or ("tbsrn", multiple) not in by_budget:
-            continue
-        edsr, tbsrn = by_budget[("stn-edsr", multiple)], by_budget[("tbsrn", multiple)]
-        test: PairedTest = paired_psnr_test(edsr.psnr_per_image, tbsrn.psnr_per_image)
-        claims.append(Claim(f"{multiple}×: EDSR beats TBSRN in PSNR", "better", "dB", test, paper))
+    for (model, multiple), edsr in by_budget.items():
+        tbsrn = by_budget.get(("tbsrn", multiple))
+        if model == "stn-edsr" and tbsrn is not None:
+            test = paired_psnr_test(edsr.psnr_per_image, tbsrn.psnr_per_image)
+            claims.append(
+                Claim(f"{multiple}×: EDSR beats TBSRN in PSNR", "better", "dB", test, paper)
+            )
     return claims
 
 
 def trend_figure(session: Session, points: list[BudgetPoint]) -> plt.Figure:
     """PSNR and the reader's accuracy against training images (log scale), per SR model, with
     the levels of bicubic (and of LR images, for accuracy) as lines."""
-    baselines = reader_baselines(session)
+    labels, baselines = scored_labels(session), reader_baselines(session)
     figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
     for model, name in MODEL_NAMES.items():
         mine = [point for point in points if point.model == model]
         images = [point.images for point in mine]
         left.plot(images, [point.psnr for point in mine], "o-", label=name)
-        accuracy = [accuracy_percent(session, point.readings) for point in mine]
-        right.plot(images, accuracy, "o-", label=name)
+        right.plot(images, [point.accuracy for point in mine], "o-", label=name)
     bicubic_psnr = psnr_per_image(session, "bicubic").mean().item()
     left.axhline(bicubic_psnr, color="grey", linestyle="--", label="bicubic")
     for images, style, label in (("bicubic", "--", "bicubic"), ("lr", ":", "LR")):
-        level = accuracy_percent(session, baselines[images])
+        level = 100 * accuracy_of(baselines[images], labels)
         right.axhline(level, color="grey", linestyle=style, label=label)
     for axis, title in ((left, "PSNR (dB)"), (right, f"accuracy read by {TREND_READER} (%)")):
         axis.set_xscale("log")

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from ocrsr_lib import shipping, trend
+from ocrsr_lib.claims import mcnemar_test
 from ocrsr_lib.config import setup
 from ocrsr_lib.runs import run_key
 from ocrsr_lib.runs.sr import BUDGET_MULTIPLES, SR_RECIPES, budget_name, scaled
@@ -59,25 +60,24 @@ def test_budgets_have_their_own_keys_and_count_text_images_only():
     assert trend.training_images(session, "tbsrn-text-focus") == 2400 * 4 + 400 * 8
 
 
-def point(model: str, multiple: int, readings: list[str], psnr: list[float]):
-    return trend.BudgetPoint(model, multiple, "r", 1, torch.tensor(psnr), readings)
+def point(model: str, multiple: int, readings: list[str], psnr: list[float], bicubic, labels):
+    gaps = {"bicubic": mcnemar_test(readings, bicubic, labels)}
+    return trend.BudgetPoint(model, multiple, "r", 1, torch.tensor(psnr), readings, 0.0, gaps)
 
 
 def test_trend_claims_judge_every_budget_and_edsr_against_tbsrn_where_both_trained(monkeypatch):
     labels = [f"w{index}" for index in range(40)]
-    monkeypatch.setattr(trend, "scored_labels", lambda session: labels)
     bicubic = ["x"] * 20 + labels[20:]  # reads half
-    monkeypatch.setattr(trend, "reader_baselines", lambda session: {"bicubic": bicubic})
     better = list(labels)  # reads all: 20 words more
     worse = ["x"] * 40  # reads none: 20 words fewer
     psnr_low = [20.0 + 0.01 * (index % 3) for index in range(40)]
     psnr_high = [value + 0.5 for value in psnr_low]
     points = [
-        point("stn-edsr", 1, bicubic, psnr_low),
-        point("stn-edsr", 4, better, psnr_high),
-        point("stn-edsr", 16, better, psnr_high),
-        point("tbsrn", 1, worse, psnr_high),
-        point("tbsrn", 4, worse, psnr_low),
+        point("stn-edsr", 1, bicubic, psnr_low, bicubic, labels),
+        point("stn-edsr", 4, better, psnr_high, bicubic, labels),
+        point("stn-edsr", 16, better, psnr_high, bicubic, labels),
+        point("tbsrn", 1, worse, psnr_high, bicubic, labels),
+        point("tbsrn", 4, worse, psnr_low, bicubic, labels),
     ]
     claims = trend.trend_claims(None, points)
     verdicts = [claim.verdict for claim in claims]
