@@ -31,6 +31,9 @@ class SyntheticDataConfig:
     train_pairs: int
     test_pairs: tuple[int, int, int]  # easy, medium, hard
     seed: int = 0
+    # sharp word crops that the recognizers pretrain on when no MJSynth/SynthText is given
+    # (`ocrsr_lib.data.synth_scene_text`); 0: none
+    scene_text_words: int = 0
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,9 @@ PROFILES = {
     "demo": Profile(
         name="demo",
         description="CPU, synthetic TextZoom-format data, small models",
-        synthetic=SyntheticDataConfig(train_pairs=6000, test_pairs=(300, 300, 300)),
+        synthetic=SyntheticDataConfig(
+            train_pairs=6000, test_pairs=(300, 300, 300), scene_text_words=100_000
+        ),
         weight_storage="float16",
     ),
     # the tests' profile: the demo's data and model sizes at 1% of the training steps, so that
@@ -66,7 +71,9 @@ PROFILES = {
     "smoke": Profile(
         name="smoke",
         description="demo data and models at 1% of the demo's training steps (for make test)",
-        synthetic=SyntheticDataConfig(train_pairs=6000, test_pairs=(300, 300, 300)),
+        synthetic=SyntheticDataConfig(
+            train_pairs=6000, test_pairs=(300, 300, 300), scene_text_words=2000
+        ),
         recipes="demo",
         budget=0.01,
         test_words=50,

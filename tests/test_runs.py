@@ -11,7 +11,7 @@ from ocrsr_lib import runs
 from ocrsr_lib.config import setup
 from ocrsr_lib.models import RectifiedSR, create_model
 from ocrsr_lib.runs import cdistnet, guide, sr
-from ocrsr_lib.runs.data import hold_out
+from ocrsr_lib.runs.data import hold_out, recognizer_train_and_validation
 from ocrsr_lib.runs.shipped import round_to_storage
 from ocrsr_lib.train import TrainConfig
 
@@ -223,12 +223,12 @@ def test_scene_text_pretraining_reads_the_given_lmdbs_and_names_what_is_missing(
 
     recipe = cdistnet.CDistNetRecipe("demo", TrainConfig(steps=1), data="scene-text")
     with pytest.raises(FileNotFoundError, match="OCRSR_SCENE_TEXT"):
-        cdistnet.training_data(tiny_cdistnet, recipe)
+        recognizer_train_and_validation(tiny_cdistnet, recipe.data)
     words = [(Image.new("RGB", (100, 32), "white"), word) for word in ("one", "two", "three")]
     write_scene_text_lmdb(tmp_path / "mj", words)
     monkeypatch.setenv("OCRSR_SCENE_TEXT", str(tmp_path / "mj"))
     session = setup("demo", device="cpu", textzoom=tiny_cdistnet.textzoom, verbose=False)
-    train, validation = cdistnet.training_data(session, recipe)
+    train, validation = recognizer_train_and_validation(session, recipe.data)
     assert len(train) == 3 and train[2][2] == "three" and tuple(train[0][1].shape) == (3, 32, 128)
     assert len(validation) > 0  # validation stays on TextZoom words
     plain = replace(recipe, data="text")

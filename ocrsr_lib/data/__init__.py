@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
-from ocrsr_lib.config import Session
+from ocrsr_lib.config import SCENE_TEXT_ENV, Session
 from ocrsr_lib.data.synth import ensure_synthetic_textzoom, synthetic_textzoom_root
+from ocrsr_lib.data.synth_scene_text import ensure_synthetic_scene_text, synthetic_scene_text_root
 from ocrsr_lib.data.textzoom import (
     HR_SIZE,
     LR_SIZE,
@@ -45,6 +47,8 @@ __all__ = [
     "load_textzoom",
     "normalize_label",
     "session_textzoom_root",
+    "session_scene_text",
+    "scene_text_identity",
     "textzoom_identity",
     "session_splits",
     "note_skipped",
@@ -79,6 +83,39 @@ def textzoom_identity(session: Session) -> str:
         session.cache.root, synthetic.train_pairs, synthetic.test_pairs, synthetic.seed
     )
     return root.name
+
+
+def _synthetic_scene_text_words(session: Session) -> int:
+    """How many synthetic scene-text words stand in for MJSynth + SynthText: only when the
+    session reads synthetic TextZoom and names no scene-text LMDBs; else 0."""
+    if session.scene_text or session.textzoom is not None:
+        return 0
+    return session.profile.synthetic.scene_text_words
+
+
+def session_scene_text(session: Session) -> tuple[Path, ...]:
+    """The scene-text LMDBs the recognizers pretrain on: the session's own, else the profile's
+    synthetic scene text (generated on first use); an error says how to name real ones."""
+    words = _synthetic_scene_text_words(session)
+    if words:
+        synthetic = session.profile.synthetic
+        return (ensure_synthetic_scene_text(session.cache.root, words, synthetic.seed),)
+    if not session.scene_text:
+        raise FileNotFoundError(
+            "this recipe pretrains on MJSynth + SynthText: give their LMDB folders with "
+            f"{SCENE_TEXT_ENV}=/data/MJ{os.pathsep}/data/ST (or setup(scene_text=[...]))"
+        )
+    return session.scene_text
+
+
+def scene_text_identity(session: Session) -> list[str]:
+    """What identifies the scene-text LMDBs without reading or generating them: the real
+    folders, or the synthetic set's name (a hash of its settings, the same in every cache)."""
+    words = _synthetic_scene_text_words(session)
+    if words:
+        synthetic = session.profile.synthetic
+        return [synthetic_scene_text_root(session.cache.root, words, synthetic.seed).name]
+    return [str(root.resolve()) for root in session.scene_text]
 
 
 def session_splits(session: Session, **options) -> dict[str, Dataset]:
