@@ -17,6 +17,7 @@ from ocrsr_lib.data import (
 )
 from ocrsr_lib.data.natural import NaturalImagePairs
 from ocrsr_lib.data.synth import DEGRADATIONS, synthesize_pair
+from ocrsr_lib.data.synth_scene_text import scene_text_labels, scene_text_word
 from ocrsr_lib.evaluation import (
     accuracy_of,
     accuracy_table,
@@ -204,6 +205,8 @@ __all__ = [
     "split_labels",
     "stage_costs",
     "synthesize_pair",
+    "scene_text_labels",
+    "scene_text_word",
     "table_1",
     "table_1_markdown",
     "table_2",

@@ -14,6 +14,7 @@ from ocrsr_lib.data.scene_text import SceneTextDataset
 from ocrsr_lib.data.synth import vocabulary
 from ocrsr_lib.data.synth_scene_text import (
     ensure_synthetic_scene_text,
+    scene_text_labels,
     scene_text_word,
     synthetic_scene_text_root,
 )
@@ -27,7 +28,8 @@ def test_words_are_reproducible_sharp_crops_of_training_vocabulary_only():
     first, label = scene_text_word(0, 1)
     assert scene_text_word(0, 1) == (first, label)
     assert Image.open(io.BytesIO(first)).size == (128, 32)
-    labels = [scene_text_word(0, index)[1] for index in range(1, 301)]
+    labels = scene_text_labels(0, 300)
+    assert labels[:5] == [scene_text_word(0, index)[1] for index in range(1, 6)]
     assert len(set(labels)) > 200  # many different words, not one repeated
     stripped = {label.lower().strip("0123456789!.,:&?") for label in labels}
     assert not stripped & test_only  # a test-only word is never seen
@@ -84,8 +86,8 @@ def test_named_scene_text_replaces_the_synthetic_one(tmp_path, monkeypatch, smal
     assert scene_text_identity(session) == [str((tmp_path / "mj").resolve())]
 
 
-def test_recognizer_recipes_read_scene_text_and_refuse_unknown_data():
-    for table in guide.RECOGNIZER_RECIPES.values():
-        assert {recipe.data for recipe in table.values()} == {"scene-text"}
+def test_demo_recognizers_read_scene_text_and_unknown_data_is_refused():
+    for name, recipe in guide.RECOGNIZER_RECIPES["demo"].items():
+        assert recipe.data == "scene-text", name
     with pytest.raises(ValueError, match="unknown recognizer data 'words'"):
         guide.RecognizerRecipe("demo", TrainConfig(steps=1), data="words")

@@ -1,7 +1,7 @@
 """Synthetic scene text: the demo's stand-in for MJSynth + SynthText.
 
-The paper's recognizers learn to read on millions of synthetic word images before they ever see
-TextZoom. The demo does the same at a laptop's scale: sharp 32x128 word crops rendered exactly
+The paper's CDistNet learns to read on millions of synthetic word images before it ever sees
+TextZoom. The demo's recognizers do the same at a laptop's scale: sharp 32x128 word crops rendered exactly
 like synthetic TextZoom's HR images (same fonts, colours, backgrounds), but many more of them,
 with labels drawn from the training vocabulary only, so a test-only word is never seen. Written
 as a scene-text LMDB (`ocrsr_lib.data.scene_text`), the format MJSynth and SynthText come in.
@@ -32,13 +32,24 @@ from ocrsr_lib.progress import progress_bar
 SCENE_TEXT_CODE = 6  # the random stream of scene-text words (TextZoom's splits use 1 to 5)
 
 
+def _word_random(seed: int, index: int) -> np.random.Generator:
+    return np.random.default_rng((seed, SCENE_TEXT_CODE, index))
+
+
 def scene_text_word(seed: int, index: int) -> tuple[bytes, str]:
     """Word `index` (PNG bytes of its 32x128 crop, label), fully determined by (seed, index)."""
-    rng = np.random.default_rng((seed, SCENE_TEXT_CODE, index))
+    rng = _word_random(seed, index)
     label = sample_text(rng, vocabulary(seed), test=False)
     buffer = io.BytesIO()
     scene_to_hr(render_scene(rng, label)).save(buffer, format="PNG")
     return buffer.getvalue(), label
+
+
+def scene_text_labels(seed: int, words: int) -> list[str]:
+    """The labels of words 1..`words`, without rendering them (each label is its word's first
+    random draw)."""
+    vocab = vocabulary(seed)
+    return [sample_text(_word_random(seed, i), vocab, test=False) for i in range(1, words + 1)]
 
 
 def synthetic_scene_text_root(cache: Path, words: int, seed: int = 0) -> Path:
