@@ -85,6 +85,7 @@ from ocrsr_lib.runs import (
     guide_confusions,
     guide_weight_table,
     recipe_for,
+    recognizer_training_words,
     text_train_and_validation,
     trained,
 )
@@ -211,6 +212,7 @@ __all__ = [
     "table_1_markdown",
     "table_2",
     "table_2_markdown",
+    "recognizer_training_words",
     "text_train_and_validation",
     "theoretical_size",
     "to_cdistnet_input",

@@ -19,7 +19,11 @@ from ocrsr_lib.data.synth_scene_text import (
     synthetic_scene_text_root,
 )
 from ocrsr_lib.runs import guide
-from ocrsr_lib.runs.data import recognizer_fingerprint, recognizer_train_and_validation
+from ocrsr_lib.runs.data import (
+    recognizer_fingerprint,
+    recognizer_train_and_validation,
+    recognizer_training_words,
+)
 from ocrsr_lib.train import TrainConfig
 
 
@@ -66,6 +70,7 @@ def test_a_synthetic_session_pretrains_recognizers_on_synthetic_scene_text(
     session = setup("smoke", device="cpu", verbose=False)
     words = session.profile.synthetic.scene_text_words
     identity = scene_text_identity(session)  # pure: nothing generated yet
+    assert recognizer_training_words(session, "scene-text") == words
     assert not (session.cache.root / "datasets" / identity[0]).exists()
     (root,) = session_scene_text(session)
     assert root.name == identity[0] and len(SceneTextDataset(root)) == words
@@ -73,6 +78,7 @@ def test_a_synthetic_session_pretrains_recognizers_on_synthetic_scene_text(
     text_train, text_validation = recognizer_train_and_validation(session, "text")
     assert len(train) == words
     assert validation.indices == text_validation.indices  # the same TextZoom words judge both
+    assert recognizer_training_words(session, "text") == len(text_train)
     assert recognizer_fingerprint(session, "scene-text") != recognizer_fingerprint(session, "text")
     with pytest.raises(ValueError, match="unknown recognizer data 'mj'"):
         recognizer_train_and_validation(session, "mj")

@@ -1,10 +1,11 @@
 """Synthetic scene text: the demo's stand-in for MJSynth + SynthText.
 
 The paper's CDistNet learns to read on millions of synthetic word images before it ever sees
-TextZoom. The demo's recognizers do the same at a laptop's scale: sharp 32x128 word crops rendered exactly
-like synthetic TextZoom's HR images (same fonts, colours, backgrounds), but many more of them,
-with labels drawn from the training vocabulary only, so a test-only word is never seen. Written
-as a scene-text LMDB (`ocrsr_lib.data.scene_text`), the format MJSynth and SynthText come in.
+TextZoom. The demo's recognizers do the same at a laptop's scale: sharp 32x128 word crops
+rendered exactly like synthetic TextZoom's HR images (same fonts, colours, backgrounds), but
+many more of them, with labels drawn from the training vocabulary only, so a test-only word is
+never seen. Written as a scene-text LMDB (`ocrsr_lib.data.scene_text`), the format MJSynth and
+SynthText come in.
 """
 
 from __future__ import annotations

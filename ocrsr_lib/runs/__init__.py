@@ -22,7 +22,7 @@ from ocrsr_lib.runs.core import (
     trained,
     weights_line,
 )
-from ocrsr_lib.runs.data import hold_out, text_train_and_validation
+from ocrsr_lib.runs.data import hold_out, recognizer_training_words, text_train_and_validation
 from ocrsr_lib.runs.guide import (
     RECOGNIZER_RECIPES,
     RecognizerRecipe,
@@ -58,6 +58,7 @@ __all__ = [
     "load_trained_weights",
     "loss_for",
     "recipe_for",
+    "recognizer_training_words",
     "run_key",
     "shipped_file",
     "text_train_and_validation",

@@ -60,6 +60,14 @@ def recognizer_train_and_validation(session: Session, data: str) -> tuple[Datase
     return ConcatDataset(parts), validation
 
 
+def recognizer_training_words(session: Session, data: str) -> int:
+    """How many words a recognizer recipe reading `data` trains on, without generating a
+    synthetic scene text that is not there yet (its size is the profile's)."""
+    if data == "scene-text" and not session.scene_text and session.textzoom is None:
+        return session.profile.synthetic.scene_text_words
+    return len(recognizer_train_and_validation(session, data)[0])
+
+
 def recognizer_fingerprint(session: Session, data: str) -> str:
     """The identity of a recognizer's training words: the text fingerprint (its validation
     words), plus the scene text's for "scene-text"."""
