@@ -49,6 +49,7 @@ __all__ = [
     "session_textzoom_root",
     "session_scene_text",
     "scene_text_identity",
+    "synthetic_scene_text_words",
     "textzoom_identity",
     "session_splits",
     "note_skipped",
@@ -85,7 +86,7 @@ def textzoom_identity(session: Session) -> str:
     return root.name
 
 
-def _synthetic_scene_text_words(session: Session) -> int:
+def synthetic_scene_text_words(session: Session) -> int:
     """How many synthetic scene-text words stand in for MJSynth + SynthText: only when the
     session reads synthetic TextZoom and names no scene-text LMDBs; else 0."""
     if session.scene_text or session.textzoom is not None:
@@ -96,7 +97,7 @@ def _synthetic_scene_text_words(session: Session) -> int:
 def session_scene_text(session: Session) -> tuple[Path, ...]:
     """The scene-text LMDBs the recognizers pretrain on: the session's own, else the profile's
     synthetic scene text (generated on first use); an error says how to name real ones."""
-    words = _synthetic_scene_text_words(session)
+    words = synthetic_scene_text_words(session)
     if words:
         synthetic = session.profile.synthetic
         return (ensure_synthetic_scene_text(session.cache.root, words, synthetic.seed),)
@@ -111,7 +112,7 @@ def session_scene_text(session: Session) -> tuple[Path, ...]:
 def scene_text_identity(session: Session) -> list[str]:
     """What identifies the scene-text LMDBs without reading or generating them: the real
     folders, or the synthetic set's name (a hash of its settings, the same in every cache)."""
-    words = _synthetic_scene_text_words(session)
+    words = synthetic_scene_text_words(session)
     if words:
         synthetic = session.profile.synthetic
         return [synthetic_scene_text_root(session.cache.root, words, synthetic.seed).name]

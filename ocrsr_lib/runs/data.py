@@ -13,6 +13,7 @@ from ocrsr_lib.data import (
     scene_text_identity,
     session_scene_text,
     session_splits,
+    synthetic_scene_text_words,
     textzoom_identity,
 )
 from ocrsr_lib.data.scene_text import SceneTextDataset
@@ -63,8 +64,8 @@ def recognizer_train_and_validation(session: Session, data: str) -> tuple[Datase
 def recognizer_training_words(session: Session, data: str) -> int:
     """How many words a recognizer recipe reading `data` trains on, without generating a
     synthetic scene text that is not there yet (its size is the profile's)."""
-    if data == "scene-text" and not session.scene_text and session.textzoom is None:
-        return session.profile.synthetic.scene_text_words
+    if data == "scene-text" and synthetic_scene_text_words(session):
+        return synthetic_scene_text_words(session)
     return len(recognizer_train_and_validation(session, data)[0])
 
 
