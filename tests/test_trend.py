@@ -65,7 +65,7 @@ def point(model: str, multiple: int, readings: list[str], psnr: list[float], bic
     return trend.BudgetPoint(model, multiple, "r", 1, torch.tensor(psnr), readings, 0.0, gaps)
 
 
-def test_trend_claims_judge_every_budget_and_edsr_against_tbsrn_where_both_trained(monkeypatch):
+def test_trend_claims_judge_every_budget_and_edsr_against_tbsrn_where_both_trained():
     labels = [f"w{index}" for index in range(40)]
     bicubic = ["x"] * 20 + labels[20:]  # reads half
     better = list(labels)  # reads all: 20 words more

@@ -64,8 +64,8 @@ def recognizer_train_and_validation(session: Session, data: str) -> tuple[Datase
 def recognizer_training_words(session: Session, data: str) -> int:
     """How many words a recognizer recipe reading `data` trains on, without generating a
     synthetic scene text that is not there yet (its size is the profile's)."""
-    if data == "scene-text" and synthetic_scene_text_words(session):
-        return synthetic_scene_text_words(session)
+    if data == "scene-text" and (synthetic := synthetic_scene_text_words(session)):
+        return synthetic
     return len(recognizer_train_and_validation(session, data)[0])
 
 

@@ -57,8 +57,8 @@ def _recognizer_recipes(size: str, train: TrainConfig, data: str) -> dict[str, R
 
 
 # measured: on the 5,800 TextZoom training words alone the demo recognizer memorises them
-# (training loss 0.005) and reads 85.5 % of the validation words after 6,000 steps; on
-# 100,000 scene-text words it does not run out of new words
+# (training loss 0.005) and reads 85.5 % of the validation words after 6,000 steps; on the
+# 100,000 scene-text words it reads 95.0 % of them after the same 6,000 steps
 _DEMO_GUIDE = TrainConfig(
     steps=6000,
     batch_size=32,
